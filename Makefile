@@ -1,0 +1,43 @@
+# Every target builds or refreshes the project's own venv first, so on a fresh machine
+# `make demo` and `make test` are the whole set-up.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export DAGSTER_HOME ?= $(CURDIR)/dagster_home
+export TORCH_EXTENSIONS_DIR ?= $(CURDIR)/.torch_extensions
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER := 0
+export RAY_AUTH_MODE := disabled
+export EGL_PLATFORM := surfaceless
+export PYTHONUNBUFFERED := 1
+
+.PHONY: venv demo test bench ui clean
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	@echo "==> creating/refreshing $(VENV) from requirements.txt"
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	@touch $(STAMP)
+	@echo "==> venv ready"
+
+demo: $(STAMP)
+	$(VENV)/bin/gpt4scene demo
+
+test: $(STAMP)
+	$(PY) -m pytest tests --ignore=tests/benchmarks -v --durations=15
+
+bench: $(STAMP)
+	$(PY) -m pytest tests/benchmarks -s -v
+
+ui: $(STAMP)
+	$(VENV)/bin/gpt4scene ui
+
+clean:
+	rm -rf data build .pytest_cache

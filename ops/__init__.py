@@ -1,0 +1,1 @@
+"""Pure compute for the GPT4Scene pipeline. Nothing here imports Dagster."""
