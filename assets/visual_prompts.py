@@ -1,0 +1,140 @@
+"""Per-scene visual prompts: `point_cloud`, `instance_masks`, `bev_image`, `marked_frames`, fanned out over Ray.
+
+One multi-asset, partitioned by scene. A run for one partition (the UI's "Materialize") and a backfill over many
+(one run: `BackfillPolicy.single_run`) go the same way: every scene becomes one Ray task running
+`ops.scene_prompts.prepare_scene`; all tasks are submitted, then collected with `ray.wait` as they finish. Each
+finished scene reports its own materialisations and checks, so one bad scene fails only itself: the others are
+recorded, and the run then fails naming every bad scene with its reason.
+"""
+
+
+import base64
+import time
+from dataclasses import fields
+
+import dagster as dg
+from dagster_ray import RayResource
+from pydantic import Field
+
+from assets.partitions import scene_partitions
+from assets.raw_scenes import scene_manifest
+from ops.scene_prompts import STAGES, PromptSettings, SceneResult, prepare_scene
+from resources.storage import StorageRoot
+
+_DESCRIPTIONS = {
+    "point_cloud": "Scene point cloud in the axis-aligned frame: pointcloud/coord.npy, color.npy.",
+    "instance_masks": "Object instances: instances/instance.npy, boxes.npy, labels.json (object ID k = row k).",
+    "bev_image": "Top-down BEV image with object-ID markers: bev/bev.png, bev/bev.json.",
+    "marked_frames": "Sampled frames with object-ID markers: frames/frame_XX.jpg, raw_XX.jpg, frames.json.",
+}
+_UPSTREAM = {
+    "point_cloud": [scene_manifest.key],
+    "instance_masks": ["point_cloud"],
+    "bev_image": ["point_cloud", "instance_masks"],
+    "marked_frames": ["point_cloud", "instance_masks"],
+}
+_CHECKS = {"bev_not_blank": "bev_image", "frames_distinct": "marked_frames", "markers_complete": "marked_frames"}
+
+
+class VisualPromptsConfig(dg.Config):
+    """Launchpad settings of the visual prompts (defaults follow GPT4Scene's released 32-frame, 512 px data)."""
+
+    pointcloud_source: str = Field(default="mesh", description="mesh (ScanNet reconstruction) or fusion (TSDF)")
+    fusion_voxel_size: float = Field(default=0.02, description="TSDF voxel size in metres")
+    fusion_stride: int = Field(default=10, description="use every n-th valid frame for TSDF fusion")
+    instance_source: str = Field(default="gt", description="gt, proposals or clusters")
+    proposals_dir: str = Field(default="", description="folder of <scene_id>.pt/.npz/.npy/.txt proposals")
+    n_frames: int = Field(default=32, description="frames sampled uniformly over the valid frames (8 or 32)")
+    image_resolution: int = Field(default=512, description="long side of the saved frames, px")
+    bev_long_side: int = Field(default=1024, description="long side of the BEV image, px")
+    bev_marker_size: int = Field(default=40, description="BEV marker diameter, px")
+    frame_marker_size: int = Field(default=20, description="frame marker diameter, px")
+    min_visible_points: int = Field(default=10, description="visible points needed to mark an object in a frame")
+
+    def settings(self) -> PromptSettings:
+        names = {f.name for f in fields(PromptSettings)}
+        return PromptSettings(**{key: value for key, value in self.model_dump().items() if key in names})
+
+
+def _prepare_scene_task(raw_dir: str, out_dir: str, settings: PromptSettings, stages: tuple[str, ...]) -> SceneResult:
+    return prepare_scene(raw_dir, out_dir, settings, stages)
+
+
+def _image_md(title: str, png: bytes) -> dg.MetadataValue:
+    return dg.MetadataValue.md(f"![{title}](data:image/png;base64,{base64.b64encode(png).decode('ascii')})")
+
+
+def _failure_reason(exc: BaseException) -> str:
+    cause = getattr(exc, "cause", None) or exc  # RayTaskError wraps the task's own exception
+    return f"{type(cause).__name__}: {cause}"
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(stage, deps=_UPSTREAM[stage], description=_DESCRIPTIONS[stage], skippable=True,
+                     partitions_def=scene_partitions, kinds={"ray", "numpy"}, group_name="visual_prompts")
+        for stage in STAGES
+    ],  # fmt: skip
+    check_specs=[dg.AssetCheckSpec(name, asset=stage) for name, stage in _CHECKS.items()],
+    partitions_def=scene_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    can_subset=True,
+)
+def visual_prompts(context: dg.AssetExecutionContext, config: VisualPromptsConfig, storage: StorageRoot,
+                   ray_cluster: RayResource):  # fmt: skip
+    """GPT4Scene's visual prompts for every scene partition in the run, one Ray task per scene."""
+    import ray
+
+    stages = tuple(stage for stage in STAGES if dg.AssetKey(stage) in context.selected_asset_keys)
+    settings = config.settings()
+    task = ray.remote(num_cpus=1, max_retries=2)(_prepare_scene_task)
+    started = time.perf_counter()
+    pending = {
+        task.remote(str(storage.raw_scene_dir(scene_id)), str(storage.scene_dir(scene_id)), settings, stages): scene_id
+        for scene_id in context.partition_keys
+    }
+    context.log.info(f"submitted {len(pending)} scenes to Ray for {', '.join(stages)}")
+    failures: dict[str, str] = {}
+    while pending:
+        done, _ = ray.wait(list(pending), num_returns=1)
+        scene_id = pending.pop(done[0])
+        try:
+            result: SceneResult = ray.get(done[0])
+        except Exception as exc:  # one bad scene fails only itself
+            failures[scene_id] = _failure_reason(exc)
+            context.log.error(f"scene {scene_id} failed: {failures[scene_id]}")
+            continue
+        yield from _scene_events(storage, result, stages)
+    context.log.info(f"{len(context.partition_keys) - len(failures)} scenes done in {time.perf_counter() - started:.1f} s")
+    if failures:
+        raise dg.Failure(
+            description=f"{len(failures)} of {len(context.partition_keys)} scenes failed: "
+            + "; ".join(f"{scene}: {reason}" for scene, reason in sorted(failures.items())),
+            metadata={"failed_scenes": dg.MetadataValue.json(failures)},
+        )
+
+
+def _scene_events(storage: StorageRoot, result: SceneResult, stages: tuple[str, ...]):
+    scene_dir = storage.scene_dir(result.scene_id)
+    folders = {"point_cloud": "pointcloud", "instance_masks": "instances", "bev_image": "bev", "marked_frames": "frames"}
+    for stage in stages:
+        metadata: dict[str, object] = {
+            "path": dg.MetadataValue.path(str(scene_dir / folders[stage])),
+            "seconds": result.seconds.get(stage, 0.0),
+        }
+        for key, value in result.stages.get(stage, {}).items():
+            metadata[key] = dg.MetadataValue.json(value) if isinstance(value, (list, dict)) else value
+        if stage == "bev_image" and "bev" in result.previews:
+            metadata["preview"] = _image_md("BEV", result.previews["bev"])
+        if stage == "marked_frames" and "frames" in result.previews:
+            metadata["contact_sheet"] = _image_md("marked frames", result.previews["frames"])
+        yield dg.AssetMaterialization(stage, partition=result.scene_id, metadata=metadata)
+    for name, outcome in result.checks.items():
+        yield dg.AssetCheckEvaluation(
+            asset_key=dg.AssetKey(_CHECKS[name]),
+            check_name=name,
+            passed=bool(outcome["passed"]),
+            partition=result.scene_id,
+            metadata={key: dg.MetadataValue.json(value) if isinstance(value, (list, dict)) else value
+                      for key, value in outcome.items() if key != "passed"},  # fmt: skip
+        )

@@ -1,0 +1,178 @@
+"""Video frames for GPT4Scene: uniform sampling, projection, visibility-tested object markers, marked frames and
+the zero-shot 2x4 composite.
+
+Cameras follow docs/ARCHITECTURE.md: poses are 4x4 camera-to-world in the aligned frame, OpenCV camera axes (x right,
+y down, z forward), intrinsics are 3x3 in pixels of their own image with pixel centres at integer coordinates (pixel
+``(col, row)`` covers ``[col-0.5, col+0.5)``). Colour and depth share the frame's pose (ScanNet registers them).
+
+A frame marker is drawn for an object when at least ``min_visible_points`` of its points are visible: in front of
+the camera, inside the depth image and the saved image, and not behind the measured surface
+(``z <= depth + depth_tolerance``; depth 0 means unknown and makes the point not visible). The marker sits at the
+centroid of the visible points' projections into the saved (resized) image. An object outside the frustum, or
+hidden behind a wall, therefore gets no marker in that frame.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import cv2
+import numpy as np
+
+from ops.markers import draw_markers, marker_size_for
+
+IMAGE_RESOLUTION = 512  # long side of the saved frames, as in GPT4Scene's training (images capped at 512 px)
+MIN_VISIBLE_POINTS = 10
+DEPTH_TOLERANCE = 0.1  # metres
+COMPOSITE_BACKGROUND = (255, 255, 255)
+
+
+def sample_frame_indices(valid_indices: Sequence[int] | np.ndarray, n: int) -> list[int]:
+    """``n`` frames spread uniformly over the valid ones: ``s_i = valid[floor(i*N/n)]``, i = 0..n-1.
+
+    ``valid_indices`` are the indices of the frames with a finite pose (e.g. ``np.flatnonzero(valid_frame_mask)``);
+    with ``N <= n`` valid frames all of them are returned.
+    """
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    valid = np.unique(np.asarray(valid_indices, dtype=np.int64))
+    total = len(valid)
+    if total <= n:
+        return valid.tolist()
+    return [int(valid[(i * total) // n]) for i in range(n)]
+
+
+def scale_intrinsics(k: np.ndarray, scale_x: float, scale_y: float) -> np.ndarray:
+    """K of the same camera after resizing the image by ``scale_x``, ``scale_y`` (pixel-centre convention)."""
+    out = np.array(k, dtype=np.float64, copy=True)
+    out[0, 0] *= scale_x
+    out[0, 1] *= scale_x
+    out[1, 1] *= scale_y
+    out[0, 2] = (k[0, 2] + 0.5) * scale_x - 0.5
+    out[1, 2] = (k[1, 2] + 0.5) * scale_y - 0.5
+    return out
+
+
+def resize_frame(
+    rgb: np.ndarray, k: np.ndarray, image_resolution: int = IMAGE_RESOLUTION
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(image, K)``: the frame shrunk (area filter) so its long side is at most ``image_resolution``, and its K."""
+    height, width = rgb.shape[:2]
+    scale = min(1.0, image_resolution / max(width, height))
+    new_width, new_height = max(1, int(width * scale)), max(1, int(height * scale))  # truncation, as GPT4Scene's repo
+    if (new_width, new_height) == (width, height):
+        return np.ascontiguousarray(rgb), np.array(k, dtype=np.float64)
+    image = cv2.resize(rgb, (new_width, new_height), interpolation=cv2.INTER_AREA)
+    return image, scale_intrinsics(k, new_width / width, new_height / height)
+
+
+def _to_camera(points: np.ndarray, pose_c2w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Camera coordinates ``R^T (X - t)`` of world points [P,3], as three columns (x, y, z).
+
+    Computed column by column rather than as a matrix product: a [P,3] @ [3,3] product goes to a multithreaded
+    BLAS, which is many times slower on a machine whose cores are busy.
+    """
+    points = np.asarray(points, dtype=np.float64)
+    rotation, translation = pose_c2w[:3, :3], pose_c2w[:3, 3]
+    dx, dy, dz = (points[:, i] - translation[i] for i in range(3))
+    x, y, z = (dx * rotation[0, j] + dy * rotation[1, j] + dz * rotation[2, j] for j in range(3))
+    return x, y, z
+
+
+def project_points(
+    coord: np.ndarray, pose_c2w: np.ndarray, k: np.ndarray, width: int, height: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(uv [P,2], z [P], inside [P])``: pixel coordinates, camera depth (metres) and in-image-and-in-front mask."""
+    x, y, z = _to_camera(coord, np.asarray(pose_c2w, dtype=np.float64))
+    in_front = z > 1e-6
+    safe_z = np.where(in_front, z, 1.0)
+    k = np.asarray(k, dtype=np.float64)
+    u = k[0, 0] * x / safe_z + k[0, 1] * y / safe_z + k[0, 2]
+    v = k[1, 1] * y / safe_z + k[1, 2]
+    inside = in_front & (u >= -0.5) & (u < width - 0.5) & (v >= -0.5) & (v < height - 0.5)
+    return np.stack([u, v], axis=1), z, inside
+
+
+def visible_markers(
+    coord: np.ndarray,
+    instance: np.ndarray,
+    pose: np.ndarray,
+    k_depth: np.ndarray,
+    depth: np.ndarray,
+    depth_shift: float,
+    image_size: tuple[int, int],
+    k_image: np.ndarray,
+    min_visible_points: int = MIN_VISIBLE_POINTS,
+    depth_tolerance: float = DEPTH_TOLERANCE,
+) -> dict[int, dict[str, object]]:
+    """``{id: {"uv": [u, v], "visible_points": n}}`` for the objects visible in one frame (rules in module docs).
+
+    ``depth`` uint16 [H,W] in ``1/depth_shift`` metres with intrinsics ``k_depth``; ``image_size`` (width, height)
+    and ``k_image`` describe the saved image the markers are for.
+    """
+    pose = np.asarray(pose, dtype=np.float64)
+    if not np.isfinite(pose).all():
+        return {}
+    instance = np.asarray(instance)
+    labelled = instance >= 0
+    cam_x, cam_y, cam_z = _to_camera(np.asarray(coord)[labelled], pose)
+    front = np.flatnonzero(cam_z > 1e-6)
+    z = cam_z[front]
+    x, y = cam_x[front] / z, cam_y[front] / z  # normalised image coordinates, shared by both images
+
+    k_depth = np.asarray(k_depth, dtype=np.float64)
+    depth_height, depth_width = depth.shape
+    cols = np.floor(k_depth[0, 0] * x + k_depth[0, 1] * y + k_depth[0, 2] + 0.5).astype(np.int64)
+    rows = np.floor(k_depth[1, 1] * y + k_depth[1, 2] + 0.5).astype(np.int64)
+    in_depth = np.flatnonzero((cols >= 0) & (cols < depth_width) & (rows >= 0) & (rows < depth_height))
+    measured = depth[rows[in_depth], cols[in_depth]].astype(np.float64) / depth_shift
+    seen = in_depth[(measured > 0) & (z[in_depth] <= measured + depth_tolerance)]
+
+    k_image = np.asarray(k_image, dtype=np.float64)
+    width, height = image_size
+    u = k_image[0, 0] * x[seen] + k_image[0, 1] * y[seen] + k_image[0, 2]
+    v = k_image[1, 1] * y[seen] + k_image[1, 2]
+    in_image = (u >= -0.5) & (u < width - 0.5) & (v >= -0.5) & (v < height - 0.5)
+    u, v = u[in_image], v[in_image]
+    seen_ids = instance[labelled][front[seen[in_image]]].astype(np.int64)
+    if len(seen_ids) == 0:
+        return {}
+    counts = np.bincount(seen_ids)
+    sum_u = np.bincount(seen_ids, weights=u)
+    sum_v = np.bincount(seen_ids, weights=v)
+    markers: dict[int, dict[str, object]] = {}
+    for object_id in np.flatnonzero(counts >= max(1, min_visible_points)).tolist():
+        n = int(counts[object_id])
+        markers[object_id] = {
+            "uv": [round(float(sum_u[object_id] / n), 2), round(float(sum_v[object_id] / n), 2)],
+            "visible_points": n,
+        }
+    return markers
+
+
+def mark_frame(rgb: np.ndarray, markers: Mapping[int, Mapping[str, object]], size: int | None = None) -> np.ndarray:
+    """The frame with the ``visible_markers`` output drawn; ``size`` defaults to 40 px per 1024 px of long side."""
+    if size is None:
+        size = marker_size_for(max(rgb.shape[:2]))
+    return draw_markers(rgb, {object_id: marker["uv"] for object_id, marker in markers.items()}, size)
+
+
+def composite_grid(images: Sequence[np.ndarray], rows: int = 2, cols: int = 4, gap: int = 4) -> np.ndarray:
+    """One RGB image of ``images`` in row-major ``rows`` x ``cols`` cells (zero-shot input), ``gap`` px of white.
+
+    Every cell has the first image's size (others are resized to it); empty cells stay white.
+    """
+    if not images:
+        raise ValueError("no images to compose")
+    if len(images) > rows * cols:
+        raise ValueError(f"{len(images)} images do not fit a {rows}x{cols} grid")
+    cell_height, cell_width = images[0].shape[:2]
+    canvas = np.empty((rows * cell_height + (rows - 1) * gap, cols * cell_width + (cols - 1) * gap, 3), np.uint8)
+    canvas[:] = COMPOSITE_BACKGROUND
+    for n, image in enumerate(images):
+        if image.shape[:2] != (cell_height, cell_width):
+            image = cv2.resize(image, (cell_width, cell_height), interpolation=cv2.INTER_AREA)
+        top = (n // cols) * (cell_height + gap)
+        left = (n % cols) * (cell_width + gap)
+        canvas[top : top + cell_height, left : left + cell_width] = image
+    return canvas

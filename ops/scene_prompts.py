@@ -1,0 +1,259 @@
+"""One scene's GPT4Scene visual prompts, end to end: point cloud → instances → BEV → marked frames.
+
+``prepare_scene`` is the pure per-scene function that Ray tasks and Dagster assets call. It runs the requested
+stages in order; a stage that is not requested reads its output from the scene's artifact folder, so one stage can
+be rebuilt alone (e.g. the BEV with another marker size). It also evaluates the artifact checks (``check_*``)
+on what it wrote, so a bulk run reports them per scene.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from ops.errors import SceneInputError
+from ops.frames import composite_grid, sample_frame_indices, visible_markers
+from ops.instances import Instances, instances_from_clusters, instances_from_gt, instances_from_proposals
+from ops.pointcloud import pointcloud_from_fusion, pointcloud_from_mesh
+from ops.scannet import open_scene
+from ops.visual_prompts import encode_png, write_bev, write_frames, write_instances, write_pointcloud
+
+STAGES = ("point_cloud", "instance_masks", "bev_image", "marked_frames")
+BEV_BLANK_FRACTION = 0.05  # a BEV with fewer non-background pixels than this counts as blank
+
+
+@dataclass(frozen=True)
+class PromptSettings:
+    """Every knob of the visual prompts (units: metres and pixels)."""
+
+    pointcloud_source: str = "mesh"  # mesh | fusion
+    fusion_voxel_size: float = 0.02
+    fusion_stride: int = 10
+    instance_source: str = "gt"  # gt | proposals | clusters
+    proposals_dir: str = ""  # folder with <scene_id>.pt / .npz / .npy / .txt proposals
+    n_frames: int = 32
+    image_resolution: int = 512
+    bev_long_side: int = 1024
+    bev_margin: float = 0.05
+    bev_marker_size: int = 40
+    frame_marker_size: int = 20
+    min_visible_points: int = 10
+    depth_tolerance: float = 0.1
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.pointcloud_source not in ("mesh", "fusion"):
+            raise ValueError(f"pointcloud_source must be mesh or fusion, got {self.pointcloud_source!r}")
+        if self.instance_source not in ("gt", "proposals", "clusters"):
+            raise ValueError(f"instance_source must be gt, proposals or clusters, got {self.instance_source!r}")
+        if self.instance_source == "proposals" and not self.proposals_dir:
+            raise ValueError("instance_source 'proposals' needs proposals_dir")
+        if self.n_frames < 1:
+            raise ValueError("n_frames must be >= 1")
+
+
+@dataclass
+class SceneResult:
+    """Per-stage metadata, check outcomes and timings of one scene."""
+
+    scene_id: str
+    stages: dict[str, dict[str, Any]] = field(default_factory=dict)
+    checks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+    previews: dict[str, bytes] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def prepare_scene(
+    raw_scene_dir: str | Path,
+    out_scene_dir: str | Path,
+    settings: PromptSettings = PromptSettings(),
+    stages: tuple[str, ...] = STAGES,
+) -> SceneResult:
+    """Build the requested ``stages`` of one scene under ``out_scene_dir`` (DESIGN §3 layout)."""
+    unknown = set(stages) - set(STAGES)
+    if unknown:
+        raise ValueError(f"unknown stages {sorted(unknown)}")
+    scene = open_scene(raw_scene_dir)
+    out = Path(out_scene_dir)
+    result = SceneResult(scene.scene_id)
+
+    def timed(stage: str, start: float) -> None:
+        result.seconds[stage] = round(time.perf_counter() - start, 3)
+
+    if "point_cloud" in stages:
+        start = time.perf_counter()
+        coord, color = _build_pointcloud(scene, settings)
+        write_pointcloud(out, coord, color)
+        result.stages["point_cloud"] = {"num_points": len(coord), "source": settings.pointcloud_source,
+                                        "bounds": [coord.min(0).tolist(), coord.max(0).tolist()] if len(coord) else []}  # fmt: skip
+        timed("point_cloud", start)
+    coord, color = _load_pointcloud(out, scene.scene_id)
+
+    if "instance_masks" in stages:
+        start = time.perf_counter()
+        instances = _build_instances(scene, coord, settings)
+        write_instances(out, instances, settings.instance_source)
+        labels = [row["label"] for row in instances.labels]
+        result.stages["instance_masks"] = {
+            "num_objects": instances.num_objects,
+            "labelled_points": int((instances.instance >= 0).sum()),
+            "source": settings.instance_source,
+            "labels": sorted({str(label) for label in labels}),
+        }
+        timed("instance_masks", start)
+    instances = _load_instances(out, scene.scene_id)
+
+    if "bev_image" in stages:
+        start = time.perf_counter()
+        meta = write_bev(out, coord, color, instances.boxes, long_side=settings.bev_long_side,
+                         margin=settings.bev_margin, marker_size=settings.bev_marker_size)  # fmt: skip
+        result.stages["bev_image"] = {"size": meta["size"], "num_markers": len(meta["markers"])}
+        result.checks["bev_not_blank"] = check_bev_not_blank(out / "bev" / "bev.png")
+        result.previews["bev"] = _thumbnail_png(out / "bev" / "bev.png", 384)
+        timed("bev_image", start)
+
+    if "marked_frames" in stages:
+        start = time.perf_counter()
+        valid = np.flatnonzero(scene.valid_frame_mask())
+        if len(valid) == 0:
+            raise SceneInputError(scene.scene_id, raw_scene_dir, "no frame has a valid (finite) pose")
+        indices = sample_frame_indices(valid, settings.n_frames)
+        frames = scene.read_frames(indices)
+        meta = write_frames(
+            out, frames, coord, instances.instance, scene.depth_intrinsics, scene.color_intrinsics,
+            scene.depth_shift, image_resolution=settings.image_resolution, marker_size=settings.frame_marker_size,
+            min_visible_points=settings.min_visible_points, depth_tolerance=settings.depth_tolerance,
+        )  # fmt: skip
+        result.stages["marked_frames"] = {
+            "num_frames": len(meta["frames"]),
+            "source_indices": [entry["source_index"] for entry in meta["frames"]],
+            "markers_per_frame": [len(entry["markers"]) for entry in meta["frames"]],
+        }
+        result.checks["frames_distinct"] = check_frames_distinct(out / "frames")
+        result.checks["markers_complete"] = check_markers_complete(out, scene, settings)
+        sheet = composite_grid([_read_rgb(out / "frames" / e["file"]) for e in meta["frames"][:8]], rows=2, cols=4)
+        result.previews["frames"] = _png_bytes_resized(sheet, 768)
+        timed("marked_frames", start)
+    return result
+
+
+# -- stages ---------------------------------------------------------------------------------------------------
+
+
+def _build_pointcloud(scene, settings: PromptSettings) -> tuple[np.ndarray, np.ndarray]:
+    if settings.pointcloud_source == "mesh":
+        mesh = scene.mesh()
+        return pointcloud_from_mesh(mesh.vertices, mesh.colors)
+    valid = np.flatnonzero(scene.valid_frame_mask())[:: max(1, settings.fusion_stride)]
+    frames = (frame for index in valid.tolist() for frame in scene.read_frames([index]))
+    return pointcloud_from_fusion(frames, scene.depth_intrinsics, scene.depth_shift,
+                                  voxel_size=settings.fusion_voxel_size)  # fmt: skip
+
+
+def _build_instances(scene, coord: np.ndarray, settings: PromptSettings) -> Instances:
+    mesh_vertices = None if settings.pointcloud_source == "mesh" else scene.mesh().vertices
+    if settings.instance_source == "gt":
+        labels = {obj["object_id"]: obj["label"] for obj in scene.objects()}
+        return instances_from_gt(coord, scene.object_ids(), labels, mesh_vertices=mesh_vertices)
+    if settings.instance_source == "proposals":
+        path = _find_proposals(Path(settings.proposals_dir), scene.scene_id)
+        return instances_from_proposals(path, coord, mesh_vertices=mesh_vertices, scene_id=scene.scene_id)
+    return instances_from_clusters(coord, seed=settings.seed)
+
+
+def _find_proposals(folder: Path, scene_id: str) -> Path:
+    for suffix in (".pt", ".pth", ".npz", ".npy", ".txt"):
+        candidate = folder / f"{scene_id}{suffix}"
+        if candidate.is_file():
+            return candidate
+    raise SceneInputError(scene_id, folder / f"{scene_id}.pt", "no proposal file (.pt/.pth/.npz/.npy/.txt) found")
+
+
+def _load_pointcloud(out: Path, scene_id: str) -> tuple[np.ndarray, np.ndarray]:
+    folder = out / "pointcloud"
+    try:
+        return (np.load(folder / "coord.npy", allow_pickle=False), np.load(folder / "color.npy", allow_pickle=False))
+    except FileNotFoundError as exc:
+        raise SceneInputError(scene_id, exc.filename, "point_cloud has not been materialised yet") from exc
+
+
+def _load_instances(out: Path, scene_id: str) -> Instances:
+    folder = out / "instances"
+    try:
+        labels = json.loads((folder / "labels.json").read_text())["objects"]
+        return Instances(
+            np.load(folder / "instance.npy", allow_pickle=False),
+            np.load(folder / "boxes.npy", allow_pickle=False),
+            labels,
+        )
+    except FileNotFoundError as exc:
+        raise SceneInputError(scene_id, exc.filename, "instance_masks has not been materialised yet") from exc
+
+
+# -- artifact checks ------------------------------------------------------------------------------------------
+
+
+def check_bev_not_blank(bev_png: Path) -> dict[str, Any]:
+    """Passes when more than ``BEV_BLANK_FRACTION`` of the BEV pixels are not background (white)."""
+    image = _read_rgb(bev_png)
+    filled = float((image < 250).any(axis=2).mean())
+    return {"passed": filled > BEV_BLANK_FRACTION, "filled_fraction": round(filled, 4)}
+
+
+def check_frames_distinct(frames_dir: Path) -> dict[str, Any]:
+    """Passes when the sampled frames have distinct source indices and no two raw images are identical."""
+    entries = json.loads((frames_dir / "frames.json").read_text())["frames"]
+    indices = [entry["source_index"] for entry in entries]
+    digests = [(frames_dir / entry["file"].replace("frame_", "raw_")).read_bytes() for entry in entries]
+    distinct = len(set(indices)) == len(indices) and len(set(digests)) == len(digests)
+    return {"passed": distinct, "num_frames": len(indices), "distinct_indices": len(set(indices))}
+
+
+def check_markers_complete(out: Path, scene, settings: PromptSettings) -> dict[str, Any]:
+    """Passes when every object that is visible in a saved frame (recomputed from the saved point cloud,
+    instances and the source depth) has a marker there, and no marker names an invisible object."""
+    coord = np.load(out / "pointcloud" / "coord.npy", allow_pickle=False)
+    instance = np.load(out / "instances" / "instance.npy", allow_pickle=False)
+    entries = json.loads((out / "frames" / "frames.json").read_text())["frames"]
+    missing, extra = [], []
+    for entry, frame in zip(entries, scene.read_frames([e["source_index"] for e in entries]), strict=True):
+        height, width = _read_rgb(out / "frames" / entry["file"]).shape[:2]
+        expected = visible_markers(
+            coord, instance, frame.pose, scene.depth_intrinsics, frame.depth, scene.depth_shift, (width, height),
+            np.asarray(entry["intrinsics"]), settings.min_visible_points, settings.depth_tolerance,
+        )  # fmt: skip
+        drawn = {int(key) for key in entry["markers"]}
+        missing += [f"{entry['file']}:{key}" for key in sorted(set(expected) - drawn)]
+        extra += [f"{entry['file']}:{key}" for key in sorted(drawn - set(expected))]
+    return {"passed": not missing and not extra, "missing": missing[:20], "unexpected": extra[:20]}
+
+
+# -- images ---------------------------------------------------------------------------------------------------
+
+
+def _read_rgb(path: Path) -> np.ndarray:
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ValueError(f"{path}: image does not decode")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def _png_bytes_resized(rgb: np.ndarray, long_side: int) -> bytes:
+    scale = min(1.0, long_side / max(rgb.shape[:2]))
+    if scale < 1.0:
+        size = (max(1, int(rgb.shape[1] * scale)), max(1, int(rgb.shape[0] * scale)))
+        rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+    return encode_png(rgb)
+
+
+def _thumbnail_png(path: Path, long_side: int) -> bytes:
+    return _png_bytes_resized(_read_rgb(path), long_side)

@@ -1,0 +1,1 @@
+"""Dagster Definitions, jobs, schedules, sensors, partitions and the `gpt4scene` CLI."""

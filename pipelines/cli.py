@@ -1,0 +1,240 @@
+"""`gpt4scene` command line: synthetic data, scene inspection, the demo and the UI."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+
+def configure_environment(root: str | None = None) -> None:
+    """Default environment for a local run (set at run time, never at import): storage, Dagster home, Ray, HF."""
+    defaults = {
+        "GPT4SCENE_ROOT": str(Path(root).resolve()) if root else str(PROJECT_DIR / "data"),
+        "DAGSTER_HOME": str(PROJECT_DIR / "dagster_home"),
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",  # keep local Ray on 127.0.0.1 (STACK.md §4)
+        "RAY_AUTH_MODE": "disabled",
+        "EGL_PLATFORM": "surfaceless",  # Open3D offscreen rendering without a display (STACK.md §7)
+        "TORCH_EXTENSIONS_DIR": str(PROJECT_DIR / ".torch_extensions"),
+    }
+    if root:
+        os.environ["GPT4SCENE_ROOT"] = defaults["GPT4SCENE_ROOT"]
+    for key, value in defaults.items():
+        os.environ.setdefault(key, value)
+    os.environ.setdefault("GPT4SCENE_RAW_ROOT", str(Path(os.environ["GPT4SCENE_ROOT"]) / "raw"))
+    os.environ.setdefault("GPT4SCENE_SCANS_ROOT", "")  # empty: <raw root>/scans
+    os.environ.setdefault("GPT4SCENE_RAY_ADDRESS", "")  # empty: local Ray
+    Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+
+
+def _step(message: str) -> None:
+    print(f"==> {message}", flush=True)
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from ops.synthetic import generate_dataset
+
+    started = time.perf_counter()
+    truth = generate_dataset(
+        Path(args.out),
+        n_scenes=args.scenes,
+        seed=args.seed,
+        n_frames=args.frames,
+        color_size=(args.color_width, args.color_height),
+        depth_size=(args.depth_width, args.depth_height),
+    )
+    for scene in truth.scenes:
+        print(f"{scene.scene_id}: {len(scene.objects)} objects")
+    print(f"wrote {len(truth.scenes)} scenes to {Path(args.out) / 'scans'} in {time.perf_counter() - started:.1f} s")
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from ops.errors import SceneInputError
+    from ops.scannet import open_scene
+
+    try:
+        summary = open_scene(Path(args.scene_dir)).summary()
+    except SceneInputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(summary, indent=2, sort_keys=True))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    configure_environment(args.root)
+    import dagster as dg
+
+    from pipelines.definitions import defs
+    from pipelines.sensors import discover_scenes
+    from resources.storage import StorageRoot
+
+    storage = StorageRoot(root=os.environ["GPT4SCENE_ROOT"], raw_root=os.environ["GPT4SCENE_RAW_ROOT"])
+    instance = dg.DagsterInstance.get()
+    started = time.perf_counter()
+
+    _step(f"generating {args.scenes} synthetic ScanNet-format scenes into {storage.raw_path}")
+    run_config = {"ops": {"synthetic_scenes": {"config": {"n_scenes": args.scenes, "n_frames": args.frames}}}}
+    result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
+        run_config=run_config, instance=instance, asset_selection=[dg.AssetKey("synthetic_scenes")]
+    )
+    if not result.success:
+        return 1
+
+    _step("discovering and validating scene folders (the sensor's logic)")
+    found = discover_scenes(storage.scans_dir)
+    for name, problems in found.invalid.items():
+        print(f"   invalid: {name}: {'; '.join(problems)}")
+    instance.add_dynamic_partitions("scenes", found.valid)
+    print(f"   {len(found.valid)} scene partitions: {', '.join(found.valid)}")
+
+    scene_job = defs.resolve_job_def("scene_job")
+    for scene_id in found.valid:
+        _step(f"scene manifest of {scene_id}")
+        outcome = scene_job.execute_in_process(partition_key=scene_id, instance=instance, raise_on_error=False)
+        if not outcome.success:
+            print(f"   FAILED: {scene_id}", file=sys.stderr)
+
+    _step(f"visual prompts (point cloud, instances, BEV, {args.prompt_frames} marked frames) for "
+          f"{len(found.valid)} scenes in one run over local Ray")
+    ok = run_visual_prompts(defs, instance, found.valid, {"n_frames": args.prompt_frames})
+    if not ok:
+        print("   some scenes failed: see the run in the UI", file=sys.stderr)
+
+    _step(f"done in {time.perf_counter() - started:.0f} s")
+    print(f"   raw scans:       {storage.scans_dir}")
+    print(f"   scene artifacts: {storage.root_path / 'scenes'}")
+    print(f"   Dagster home:    {os.environ['DAGSTER_HOME']}")
+    print("   open the UI:     make ui   (then http://127.0.0.1:3000)")
+    return 0
+
+
+def run_visual_prompts(defs, instance, scene_ids: list[str], config: dict) -> bool:
+    """One run of the visual-prompt assets over ``scene_ids`` (a partition range), fanned out through Ray."""
+    from assets.partitions import partition_range_tags
+
+    job = defs.resolve_job_def("visual_prompts_job")
+    keys = instance.get_dynamic_partitions("scenes")
+    positions = sorted(keys.index(scene_id) for scene_id in scene_ids)
+    if positions != list(range(positions[0], positions[-1] + 1)):
+        raise ValueError("the scenes must form a contiguous range of the registered partitions")
+    result = job.execute_in_process(
+        run_config={"ops": {"visual_prompts": {"config": config}}},
+        instance=instance,
+        tags=partition_range_tags(keys[positions[0]], keys[positions[-1]]),
+        raise_on_error=False,
+    )
+    for event in result.all_events:
+        if event.event_type_value == "ASSET_CHECK_EVALUATION":
+            evaluation = event.event_specific_data
+            if not evaluation.passed:
+                print(f"   check failed: {evaluation.partition} {evaluation.check_name}", file=sys.stderr)
+    return result.success
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    configure_environment(args.out)
+    scans = Path(args.scans).resolve()
+    os.environ["GPT4SCENE_SCANS_ROOT"] = str(scans)
+    import dagster as dg
+
+    from pipelines.definitions import defs
+    from pipelines.sensors import discover_scenes
+
+    found = discover_scenes(scans)
+    for name, problems in found.invalid.items():
+        print(f"skipping invalid scene folder {name}: {'; '.join(problems)}", file=sys.stderr)
+    if not found.valid:
+        print(f"no valid scene folders under {scans}", file=sys.stderr)
+        return 2
+    # A throwaway instance: prepare is a batch command; `make ui` on the same root shows the project's runs.
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("scenes", found.valid)
+    config = {"n_frames": args.frames, "instance_source": args.instances, "pointcloud_source": args.pointcloud,
+              "proposals_dir": args.proposals or ""}  # fmt: skip
+    _step(f"preparing {len(found.valid)} scenes from {scans} into {Path(args.out).resolve() / 'scenes'}")
+    started = time.perf_counter()
+    ok = run_visual_prompts(defs, instance, found.valid, config)
+    _step(f"{'done' if ok else 'finished with failures'} in {time.perf_counter() - started:.0f} s")
+    return 0 if ok else 1
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    configure_environment(args.root)
+    command = [
+        sys.executable, "-m", "dagster", "dev",
+        "-w", str(PROJECT_DIR / "workspace.yaml"),
+        "-h", "127.0.0.1", "-p", str(args.port),
+    ]  # fmt: skip
+    _step(f"Dagster UI on http://127.0.0.1:{args.port} (Ctrl-C stops it)")
+    # A fresh process with default signal handling: a shell's ignored SIGINT would otherwise make dagster
+    # ignore both SIGINT and SIGTERM (STACK.md §5).
+    process = subprocess.Popen(command, cwd=PROJECT_DIR, restore_signals=True, start_new_session=True)
+
+    def forward(signum, _frame):
+        process.send_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGTERM, forward)
+    return process.wait()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gpt4scene", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    synth = sub.add_parser("synth", help="write synthetic scenes in ScanNet's file formats")
+    synth.add_argument("--out", required=True)
+    synth.add_argument("--scenes", type=int, default=4)
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--frames", type=int, default=300)
+    synth.add_argument("--color-width", type=int, default=1296)
+    synth.add_argument("--color-height", type=int, default=968)
+    synth.add_argument("--depth-width", type=int, default=640)
+    synth.add_argument("--depth-height", type=int, default=480)
+    synth.set_defaults(func=cmd_synth)
+
+    inspect_ = sub.add_parser("inspect", help="print a JSON summary of a ScanNet or synthetic scene folder")
+    inspect_.add_argument("scene_dir")
+    inspect_.set_defaults(func=cmd_inspect)
+
+    demo = sub.add_parser("demo", help="run the main job on synthetic scenes through Dagster")
+    demo.add_argument("--root", default=None, help="storage root (default ./data or $GPT4SCENE_ROOT)")
+    demo.add_argument("--scenes", type=int, default=6)
+    demo.add_argument("--frames", type=int, default=160, help="video frames per synthetic scene")
+    demo.add_argument("--prompt-frames", type=int, default=8, help="marked frames sampled per scene")
+    demo.set_defaults(func=cmd_demo)
+
+    prepare = sub.add_parser("prepare", help="visual prompts (DESIGN §3 layout) for every scene under a folder")
+    prepare.add_argument("--scans", required=True, help="folder holding one ScanNet scene folder per scan")
+    prepare.add_argument("--out", required=True, help="storage root; artifacts go to OUT/scenes/<scene_id>/")
+    prepare.add_argument("--frames", type=int, default=32)
+    prepare.add_argument("--instances", choices=["gt", "proposals", "clusters"], default="gt")
+    prepare.add_argument("--pointcloud", choices=["mesh", "fusion"], default="mesh")
+    prepare.add_argument("--proposals", default=None, help="folder of <scene_id> proposal files (--instances proposals)")
+    prepare.set_defaults(func=cmd_prepare)
+
+    ui = sub.add_parser("ui", help="start the Dagster webserver and daemon on 127.0.0.1")
+    ui.add_argument("--root", default=None)
+    ui.add_argument("--port", type=int, default=3000)
+    ui.set_defaults(func=cmd_ui)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Dagster resources: storage root, Ray, training launcher, VLM client."""

@@ -1,0 +1,50 @@
+"""Where raw scans are read from and where every artifact is written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+from pydantic import Field
+
+from ops.scene_id import validate_scene_id
+
+
+class StorageRoot(dg.ConfigurableResource):
+    """A local folder holding raw scans and all artifacts (DESIGN §3 layout).
+
+    ``root`` holds ``scenes/`` and ``dataset/``; ``raw_root`` (default ``<root>/raw``) holds ``scans/<scene_id>/``
+    and ``annotations/`` in ScanNet's layout, so it can point straight at a real ScanNet download.
+    Relative paths are resolved against the working directory of the process.
+    """
+
+    root: str = Field(description="Artifact root folder (env GPT4SCENE_ROOT).")
+    raw_root: str = Field(default="", description="Raw ScanNet-layout root; empty means <root>/raw.")
+    scans_root: str = Field(default="", description="Folder of scene folders; empty means <raw_root>/scans.")
+
+    @property
+    def root_path(self) -> Path:
+        return Path(self.root).expanduser().resolve()
+
+    @property
+    def raw_path(self) -> Path:
+        return Path(self.raw_root).expanduser().resolve() if self.raw_root else self.root_path / "raw"
+
+    @property
+    def scans_dir(self) -> Path:
+        return Path(self.scans_root).expanduser().resolve() if self.scans_root else self.raw_path / "scans"
+
+    @property
+    def annotations_dir(self) -> Path:
+        return self.raw_path / "annotations"
+
+    def raw_scene_dir(self, scene_id: str) -> Path:
+        return self.scans_dir / validate_scene_id(scene_id)
+
+    def scene_dir(self, scene_id: str) -> Path:
+        """Per-scene artifact folder ``<root>/scenes/<scene_id>``."""
+        return self.root_path / "scenes" / validate_scene_id(scene_id)
+
+    @property
+    def dataset_dir(self) -> Path:
+        return self.root_path / "dataset"
