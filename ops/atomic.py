@@ -14,6 +14,9 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+FILE_MODE = 0o644
+DIR_MODE = 0o755
+
 
 @contextmanager
 def atomic_open(path: str | Path) -> Iterator[BinaryIO]:
@@ -22,6 +25,7 @@ def atomic_open(path: str | Path) -> Iterator[BinaryIO]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, FILE_MODE)  # mkstemp creates 0600; artifacts are shared data
         with os.fdopen(fd, "wb") as handle:
             yield handle
             handle.flush()
@@ -80,6 +84,7 @@ def staging_dir(final_dir: str | Path) -> Iterator[Path]:
     final_dir = Path(final_dir)
     final_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final_dir.name}.", suffix=".tmp", dir=final_dir.parent))
+    tmp.chmod(DIR_MODE)
     try:
         yield tmp
         replace_dir(tmp, final_dir)

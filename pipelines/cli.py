@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
+# Console logging of in-process runs: INFO and up (Dagster's default DEBUG prints every engine event).
+CONSOLE_INFO = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
 
 def configure_environment(root: str | None = None) -> None:
@@ -84,7 +86,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     started = time.perf_counter()
 
     _step(f"generating {args.scenes} synthetic ScanNet-format scenes into {storage.raw_path}")
-    run_config = {"ops": {"synthetic_scenes": {"config": {"n_scenes": args.scenes, "n_frames": args.frames}}}}
+    run_config = {"ops": {"synthetic_scenes": {"config": {"n_scenes": args.scenes, "n_frames": args.frames}}},
+                  **CONSOLE_INFO}  # fmt: skip
     result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
         run_config=run_config, instance=instance, asset_selection=[dg.AssetKey("synthetic_scenes")]
     )
@@ -101,7 +104,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     scene_job = defs.resolve_job_def("scene_job")
     for scene_id in found.valid:
         _step(f"scene manifest of {scene_id}")
-        outcome = scene_job.execute_in_process(partition_key=scene_id, instance=instance, raise_on_error=False)
+        outcome = scene_job.execute_in_process(partition_key=scene_id, instance=instance, raise_on_error=False,
+                                               run_config=CONSOLE_INFO)  # fmt: skip
         if not outcome.success:
             print(f"   FAILED: {scene_id}", file=sys.stderr)
 
@@ -129,7 +133,7 @@ def run_visual_prompts(defs, instance, scene_ids: list[str], config: dict) -> bo
     if positions != list(range(positions[0], positions[-1] + 1)):
         raise ValueError("the scenes must form a contiguous range of the registered partitions")
     result = job.execute_in_process(
-        run_config={"ops": {"visual_prompts": {"config": config}}},
+        run_config={"ops": {"visual_prompts": {"config": config}}, **CONSOLE_INFO},
         instance=instance,
         tags=partition_range_tags(keys[positions[0]], keys[positions[-1]]),
         raise_on_error=False,
@@ -167,6 +171,25 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     ok = run_visual_prompts(defs, instance, found.valid, config)
     _step(f"{'done' if ok else 'finished with failures'} in {time.perf_counter() - started:.0f} s")
     return 0 if ok else 1
+
+
+def cmd_figures(args: argparse.Namespace) -> int:
+    import json
+
+    import cv2
+
+    from ops.atomic import write_bytes
+    from ops.frames import composite_grid
+    from ops.visual_prompts import encode_png
+
+    scene_dir, out = Path(args.scene), Path(args.out)
+    frames = json.loads((scene_dir / "frames" / "frames.json").read_text())["frames"][:8]
+    images = [cv2.cvtColor(cv2.imread(str(scene_dir / "frames" / e["file"])), cv2.COLOR_BGR2RGB) for e in frames]
+    bev = cv2.cvtColor(cv2.imread(str(scene_dir / "bev" / "bev.png")), cv2.COLOR_BGR2RGB)
+    write_bytes(out / f"{scene_dir.name}_bev.png", encode_png(bev))
+    write_bytes(out / f"{scene_dir.name}_frames.png", encode_png(composite_grid(images, rows=2, cols=4)))
+    print(f"wrote {out / f'{scene_dir.name}_bev.png'} and {out / f'{scene_dir.name}_frames.png'}")
+    return 0
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
@@ -223,6 +246,11 @@ def build_parser() -> argparse.ArgumentParser:
     prepare.add_argument("--pointcloud", choices=["mesh", "fusion"], default="mesh")
     prepare.add_argument("--proposals", default=None, help="folder of <scene_id> proposal files (--instances proposals)")
     prepare.set_defaults(func=cmd_prepare)
+
+    figures = sub.add_parser("figures", help="BEV and a 2x4 contact sheet of marked frames of a prepared scene")
+    figures.add_argument("scene", help="a prepared scene folder, e.g. data/scenes/scene0000_00")
+    figures.add_argument("--out", default="docs/images")
+    figures.set_defaults(func=cmd_figures)
 
     ui = sub.add_parser("ui", help="start the Dagster webserver and daemon on 127.0.0.1")
     ui.add_argument("--root", default=None)

@@ -352,8 +352,9 @@ def test_writers_use_scannet_text_formats(tmp_path):
 def test_round_trip_through_the_scannet_reader(dataset, tmp_path):
     scannet = pytest.importorskip("ops.scannet", reason="ops.scannet (the readers) is not in the tree yet")
     exported = generate_scene(tmp_path, "scene0100_00", seed=4, layout="exported", **SMALL)
-    for truth in (dataset.scenes[0], exported):
-        scene = scannet.open_scene(truth.scene_dir)
+    label_map = dataset.out_dir / "annotations" / "scannetv2-labels.combined.tsv"
+    for truth, labels in ((dataset.scenes[0], label_map), (exported, None)):
+        scene = scannet.open_scene(truth.scene_dir, labels)
         assert scene.scene_id == truth.scene_id and scene.num_frames == truth.num_frames
         np.testing.assert_array_equal(scene.valid_frame_mask(), truth.valid)
         np.testing.assert_allclose(scene.poses()[truth.valid], truth.poses[truth.valid], atol=1e-4)
@@ -370,3 +371,5 @@ def test_round_trip_through_the_scannet_reader(dataset, tmp_path):
             points = mesh.vertices[object_ids == obj.object_id]
             np.testing.assert_allclose(points.min(0), obj.aabb_min, atol=1e-4)
             np.testing.assert_allclose(points.max(0), obj.aabb_max, atol=1e-4)
+        rows = [(r["object_id"], r["label"], r.get("nyu40id")) for r in scene.objects()]
+        assert rows == [(o.object_id, o.label, nyu40_id(o.label) if labels else None) for o in truth.objects]
