@@ -16,6 +16,7 @@ scene_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets(scene_manifest),
     partitions_def=scene_partitions,
     description="Validate and summarise one scan (per scene partition).",
+    tags={"gpt4scene/run_kind": "scenes"},
 )
 
 visual_prompts_job = dg.define_asset_job(
@@ -23,6 +24,7 @@ visual_prompts_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets(visual_prompts),
     partitions_def=scene_partitions,
     description="Point cloud, instances, BEV and marked frames; one run covers one scene or a range, over Ray.",
+    tags={"gpt4scene/run_kind": "scenes"},
 )
 
 defs = dg.Definitions(
