@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import struct
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -133,32 +133,32 @@ class SensReader:
 
     def read_color(self, index: int) -> np.ndarray:
         """Colour of frame ``index`` as RGB uint8 [H,W,3]."""
-        return decode_color(self.read_raw(index).color_bytes, self.header, self._where(index))
+        return self._decode(index, decode_color, self.read_raw(index).color_bytes)
 
     def read_depth(self, index: int) -> np.ndarray:
         """Depth of frame ``index`` as uint16 [H,W] in units of 1/depth_shift metres (mm for ScanNet)."""
-        return decode_depth(self.read_raw(index).depth_bytes, self.header, self._where(index))
+        return self._decode(index, decode_depth, self.read_raw(index).depth_bytes)
 
     def read_frames(self, indices: Sequence[int]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """(rgb, depth, camera_to_world) for each index, decoding only those frames."""
+        """(rgb, depth, camera_to_world) for each index, decoding only those frames (one read per frame)."""
         out = []
         for index in indices:
             raw = self.read_raw(index)
-            out.append(
-                (
-                    decode_color(raw.color_bytes, self.header, self._where(index)),
-                    decode_depth(raw.depth_bytes, self.header, self._where(index)),
-                    raw.camera_to_world,
-                )
-            )
+            rgb = self._decode(index, decode_color, raw.color_bytes)
+            out.append((rgb, self._decode(index, decode_depth, raw.depth_bytes), raw.camera_to_world))
         return out
 
     # -- parsing ---------------------------------------------------------------------------------------------
     def _error(self, reason: str) -> SceneInputError:
         return SceneInputError(self.scene_id, self.path, reason)
 
-    def _where(self, index: int) -> str:
-        return f"{self.path} frame {index}" + (f" (scene {self.scene_id})" if self.scene_id else "")
+    def _decode(
+        self, index: int, decoder: Callable[[bytes, SensHeader, str], np.ndarray], data: bytes
+    ) -> np.ndarray:
+        try:
+            return decoder(data, self.header, f"frame {index}")
+        except ValueError as exc:  # a payload that does not decode is bad input of this scene and file
+            raise self._error(str(exc)) from exc
 
     def _read_exact(self, n: int, what: str) -> bytes:
         data = self._file.read(n)
@@ -242,10 +242,15 @@ class SensReader:
 
 
 def decode_color(data: bytes, header: SensHeader, where: str = "") -> np.ndarray:
-    """Decode a JPEG/PNG colour payload to RGB uint8 [H,W,3]."""
+    """Decode a JPEG/PNG colour payload to RGB uint8 [color_height, color_width, 3]."""
     image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
     if image is None:
         raise ValueError(f"{where}: colour image does not decode")
+    if image.shape[:2] != (header.color_height, header.color_width):
+        raise ValueError(
+            f"{where}: colour image is {image.shape[1]}x{image.shape[0]}, "
+            f"the header says {header.color_width}x{header.color_height}"
+        )
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
