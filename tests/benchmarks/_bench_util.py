@@ -1,0 +1,291 @@
+"""Helpers of the visual-prompts benchmark: cached synthetic scenes, the I/O floor, per-scene runs in a fresh
+process (time and peak memory), a cProfile of one scene, and the Ray fan-out with 1 or N workers.
+
+Run as a script it is the child process of a measurement and prints one JSON line:
+``python _bench_util.py prepare|profile OUT_DIR RAW_SCENE_DIR``, ``... floor OUT_DIR RAW_SCENE_DIR REFERENCE_OUT_DIR``,
+``... sequence OUT_ROOT RAW_SCENE_DIR...``.
+"""
+
+from __future__ import annotations
+
+import cProfile
+import hashlib
+import io
+import json
+import os
+import pstats
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+BENCH_DIR = REPO / "build" / "bench"  # git-ignored (/build/)
+# Files whose content decides what a generated scene looks like: a change to any of them regenerates the cache.
+GENERATOR_SOURCES = sorted((REPO / "ops" / "synthetic").glob("*.py")) + [
+    REPO / "ops" / "sens.py",
+    REPO / "ops" / "scannet_writers.py",
+]
+RESULT_PREFIX = "BENCH_RESULT "
+
+if str(REPO) not in sys.path:  # the child process runs this file as a script
+    sys.path.insert(0, str(REPO))
+
+
+@dataclass(frozen=True)
+class SceneSpec:
+    """Arguments of ``ops.synthetic.generate_scene`` for one cached scene."""
+
+    scene_id: str
+    seed: int
+    n_frames: int
+    scene_type: str | None = None
+    color_size: tuple[int, int] = (1296, 968)
+    depth_size: tuple[int, int] = (640, 480)
+
+
+def cached_scenes(name: str, specs: list[SceneSpec]) -> Path:
+    """``scans/`` folder holding ``specs``, generated once under ``build/bench/<name>-<key>/`` and reused.
+
+    The key hashes the specs and the generator's sources; older caches of the same ``name`` are removed.
+    """
+    digest = hashlib.sha256(json.dumps([asdict(s) for s in specs], sort_keys=True).encode())
+    for source in GENERATOR_SOURCES:
+        digest.update(source.read_bytes())
+    folder = BENCH_DIR / f"{name}-{digest.hexdigest()[:12]}"
+    done = folder / "complete.json"
+    if done.is_file():
+        return folder / "scans"
+    for stale in BENCH_DIR.glob(f"{name}-*"):
+        shutil.rmtree(stale)
+    from ops.atomic import write_json
+    from ops.synthetic import generate_scene
+
+    started = time.perf_counter()
+    for spec in specs:
+        print(f"[bench] generating {spec.scene_id} ({spec.n_frames} frames) into {folder} ...", flush=True)
+        generate_scene(folder / "scans", spec.scene_id, spec.seed, n_frames=spec.n_frames,
+                       color_size=spec.color_size, depth_size=spec.depth_size, scene_type=spec.scene_type)  # fmt: skip
+    write_json(done, {"specs": [asdict(s) for s in specs], "seconds": round(time.perf_counter() - started, 1)})
+    return folder / "scans"
+
+
+# -- one scene in a fresh process -------------------------------------------------------------------------------
+
+
+def start_child(mode: str, out_dir: Path, *paths: Path) -> subprocess.Popen:
+    """Start ``mode`` in a fresh Python process with single-threaded BLAS/OpenMP, as a Ray worker has it."""
+    from resources.ray import WORKER_ENV
+
+    pythonpath = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, **WORKER_ENV, "PYTHONPATH": pythonpath}
+    args = [sys.executable, __file__, mode, str(out_dir), *map(str, paths)]
+    return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def collect_child(child: subprocess.Popen) -> dict[str, Any]:
+    """Wait for a child started by ``start_child`` and return its JSON result."""
+    stdout, stderr = child.communicate()
+    if child.returncode != 0:
+        raise RuntimeError(f"benchmark child {child.args[2:]} failed:\n{stdout}\n{stderr}")
+    line = next(line for line in reversed(stdout.splitlines()) if line.startswith(RESULT_PREFIX))
+    return json.loads(line[len(RESULT_PREFIX) :])
+
+
+def run_child(mode: str, out_dir: Path, *paths: Path) -> dict[str, Any]:
+    """Run ``mode`` in a fresh Python process and return its JSON result."""
+    return collect_child(start_child(mode, out_dir, *paths))
+
+
+def _maxrss_mib() -> float:
+    """Peak resident set size of this process so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _child_prepare(raw: Path, out: Path) -> dict[str, Any]:
+    from ops.scene_prompts import prepare_scene
+
+    baseline = _maxrss_mib()
+    start = time.perf_counter()
+    result = prepare_scene(raw, out)
+    seconds = time.perf_counter() - start
+    return {
+        "seconds": seconds,
+        "stage_seconds": result.seconds,
+        "checks_passed": {name: bool(check["passed"]) for name, check in result.checks.items()},
+        "num_points": result.stages["point_cloud"]["num_points"],
+        "num_objects": result.stages["instance_masks"]["num_objects"],
+        "num_frames": result.stages["marked_frames"]["num_frames"],
+        "baseline_rss_mib": baseline,
+        "peak_rss_mib": _maxrss_mib(),
+    }
+
+
+def _child_floor(raw: Path, out: Path, reference: Path) -> dict[str, Any]:
+    """The I/O floor of ``prepare_scene``: the reads, decodes, encodes and writes it cannot avoid, nothing else.
+
+    Timed: open the scene (header and frame index), read and decode the sampled frames (colour and depth) and the
+    mesh; encode as many JPEGs (marked + raw per frame) and the BEV PNG at the sizes ``prepare_scene`` wrote them,
+    and write them and the four ``.npy`` arrays through ``ops.atomic`` (fsync + rename, as the artifacts are).
+    Not timed: the resize to the saved size and loading the reference outputs whose content is encoded.
+    """
+    import cv2
+    import numpy as np
+
+    from ops.atomic import write_bytes, write_npy
+    from ops.frames import resize_frame, sample_frame_indices
+    from ops.scannet import open_scene
+    from ops.scene_prompts import PromptSettings
+    from ops.visual_prompts import encode_jpeg, encode_png
+
+    settings = PromptSettings()
+    arrays = {name: np.load(reference / name) for name in
+              ("pointcloud/coord.npy", "pointcloud/color.npy", "instances/instance.npy", "instances/boxes.npy")}  # fmt: skip
+    bev = cv2.cvtColor(cv2.imread(str(reference / "bev" / "bev.png")), cv2.COLOR_BGR2RGB)
+    baseline = _maxrss_mib()
+    seconds: dict[str, float] = {}
+
+    start = time.perf_counter()
+    scene = open_scene(raw)
+    indices = sample_frame_indices(np.flatnonzero(scene.valid_frame_mask()), settings.n_frames)
+    frames = scene.read_frames(indices)
+    seconds["read_frames"] = time.perf_counter() - start
+    start = time.perf_counter()
+    mesh = scene.mesh()
+    seconds["read_mesh"] = time.perf_counter() - start
+
+    images = [resize_frame(frame.rgb, scene.color_intrinsics, settings.image_resolution)[0] for frame in frames]
+    start = time.perf_counter()
+    for n, image in enumerate(images):
+        write_bytes(out / f"frame_{n:02d}.jpg", encode_jpeg(image))
+        write_bytes(out / f"raw_{n:02d}.jpg", encode_jpeg(image))
+    write_bytes(out / "bev.png", encode_png(bev))
+    for name, array in arrays.items():
+        write_npy(out / name.replace("/", "_"), array)
+    seconds["encode_write"] = time.perf_counter() - start
+    return {
+        "seconds": sum(seconds.values()),
+        "parts": seconds,
+        "num_vertices": len(mesh.vertices),
+        "num_jpegs": 2 * len(images),
+        "jpeg_size": list(images[0].shape[1::-1]),
+        "png_size": list(bev.shape[1::-1]),
+        "baseline_rss_mib": baseline,
+        "peak_rss_mib": _maxrss_mib(),
+    }
+
+
+def _child_sequence(out_root: Path, raws: list[Path]) -> dict[str, Any]:
+    """``prepare_scene`` on ``raws`` one after the other in this process (the plain-process reference for Ray)."""
+    from ops.scene_prompts import prepare_scene
+
+    start = time.perf_counter()
+    task_seconds = {raw.name: sum(prepare_scene(raw, out_root / raw.name).seconds.values()) for raw in raws}
+    return {"seconds": time.perf_counter() - start, "task_seconds": task_seconds}
+
+
+def _child_profile(raw: Path, out: Path, top: int = 25) -> dict[str, Any]:
+    """cProfile of one ``prepare_scene``: the functions with the most own time and the most cumulative time."""
+    from ops.scene_prompts import prepare_scene
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    prepare_scene(raw, out)
+    profiler.disable()
+    stats = pstats.Stats(profiler, stream=io.StringIO())
+
+    def rows(key: int) -> list[list[Any]]:
+        items = sorted(stats.stats.items(), key=lambda item: item[1][key], reverse=True)[:top]
+        return [[f"{Path(f).name}:{line}({name})", calls, round(tt, 3), round(ct, 3)]
+                for (f, line, name), (_, calls, tt, ct, _) in items]  # fmt: skip
+
+    return {"total": stats.total_tt, "by_own_time": rows(2), "by_cumulative": rows(3)}
+
+
+# -- Ray fan-out ------------------------------------------------------------------------------------------------
+
+
+def _warm_worker(seconds: float) -> int:
+    """Import what a scene task imports, then hold the worker a moment so every worker gets one warm-up task."""
+    import ops.scene_prompts  # noqa: F401
+
+    time.sleep(seconds)
+    return os.getpid()
+
+
+def run_ray(scene_dirs: list[Path], out_root: Path, num_cpus: int) -> dict[str, Any]:
+    """``prepare_scene`` for every scene, one Ray task each, on a local ``SceneRay`` with ``num_cpus`` workers.
+
+    Start-up (``ray.init`` and one warm-up task per worker that imports the ops modules) is timed apart; the
+    scene time runs from the first submit to the last result, as in ``assets.visual_prompts``.
+    """
+    import dagster as dg
+    import ray
+
+    from ops.scene_prompts import PromptSettings, prepare_scene
+    from resources.ray import SceneRay
+
+    # Ray workers cannot import this file (it is not in a package): ship its functions by value.
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    temp_dir = tempfile.mkdtemp(prefix="g4s-bench-ray-", dir="/tmp")  # short: Ray's socket paths are length-limited
+    started = time.perf_counter()
+    with dg.build_resources({"ray_cluster": SceneRay(num_cpus=num_cpus, temp_dir=temp_dir)}):
+        try:
+            warm = ray.remote(num_cpus=1)(_warm_worker)
+            worker_pids = set(ray.get([warm.remote(1.0) for _ in range(num_cpus)]))
+            startup = time.perf_counter() - started
+            task = ray.remote(num_cpus=1)(prepare_scene)
+            settings = PromptSettings()
+            start = time.perf_counter()
+            pending = [task.remote(str(d), str(out_root / d.name), settings) for d in scene_dirs]
+            results = []
+            while pending:
+                done, pending = ray.wait(pending, num_returns=1)
+                results.append(ray.get(done[0]))
+            seconds = time.perf_counter() - start
+        finally:
+            ray.shutdown()
+    shutil.rmtree(temp_dir, ignore_errors=True)
+    return {"seconds": seconds, "startup_seconds": startup, "workers": len(worker_pids), "load": os.getloadavg()[0],
+            "task_seconds": {r.scene_id: sum(r.seconds.values()) for r in results}}  # fmt: skip
+
+
+def warm_page_cache(folder: Path) -> int:
+    """Read every file under ``folder`` once so that no timed run pays for a cold disk; returns the bytes read."""
+    total = 0
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        with path.open("rb") as handle:
+            while chunk := handle.read(1 << 24):
+                total += len(chunk)
+    return total
+
+
+def tree_digest(folder: Path) -> dict[str, str]:
+    """sha256 of every file under ``folder`` by relative path (to compare two runs byte for byte)."""
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}  # fmt: skip
+
+
+def main(argv: list[str]) -> None:
+    mode, out, paths = argv[0], Path(argv[1]), [Path(arg) for arg in argv[2:]]
+    out.mkdir(parents=True, exist_ok=True)
+    if mode == "prepare":
+        result = _child_prepare(paths[0], out)
+    elif mode == "floor":
+        result = _child_floor(paths[0], out, paths[1])
+    elif mode == "profile":
+        result = _child_profile(paths[0], out)
+    elif mode == "sequence":
+        result = _child_sequence(out, paths)
+    else:
+        raise SystemExit(f"unknown mode {mode!r}")
+    print(RESULT_PREFIX + json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
