@@ -18,3 +18,11 @@ def sens_scene(tmp_path) -> Path:
 def exported_scene(tmp_path) -> Path:
     """The same scene with its frames in SensReader's exported layout (``color/ depth/ pose/ intrinsic/``)."""
     return write_scene(tmp_path / "exported", "exported")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """The tiny random Qwen2-VL with the real Qwen tokenizer, saved once per test session (read-only for tests)."""
+    from ops.vlm import build_tiny_qwen2vl
+
+    return build_tiny_qwen2vl(tmp_path_factory.mktemp("tiny_model") / "qwen2vl-tiny")
