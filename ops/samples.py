@@ -215,10 +215,15 @@ class Sample:
                    row.get("eval"))  # fmt: skip
 
 
-def write_samples_jsonl(path: str | Path, samples: Iterable[Sample]) -> None:
-    """One sorted-key JSON object per line, atomically."""
+def samples_jsonl(samples: Iterable[Sample]) -> str:
+    """One sorted-key, compact JSON object per line (the samples file format)."""
     lines = (json.dumps(s.to_dict(), sort_keys=True, ensure_ascii=False, separators=(",", ":")) for s in samples)
-    write_text(path, "".join(line + "\n" for line in lines))
+    return "".join(line + "\n" for line in lines)
+
+
+def write_samples_jsonl(path: str | Path, samples: Iterable[Sample]) -> None:
+    """``samples_jsonl`` written atomically."""
+    write_text(path, samples_jsonl(samples))
 
 
 def read_samples_jsonl(path: str | Path) -> list[Sample]:

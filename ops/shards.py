@@ -5,6 +5,7 @@ previous version or nothing; stale shards of an earlier build never survive):
 
     <out_dir>/data/<split>-00000-of-00003.parquet   Parquet only: LLaMA-Factory loads every file of the folder
     <out_dir>/dataset_info.json                      {name: sharegpt entry with "file_name": "data"}
+    <out_dir>/<extra files>                          optional (e.g. an eval set's ``scan2cap_corpus.json``)
     <out_dir>/manifest.json                          written last: per-file sha256/rows/bytes and the data version
 
 Columns: ``messages`` (list of {role, content}: the user turn with one ``<image>`` per image, then the assistant),
@@ -16,7 +17,8 @@ Row order is the samples sorted by ``sample_id`` then permuted by ``numpy.random
 shards in that order up to ``target_shard_bytes`` (estimated from image file sizes and text lengths). Parquet writer
 options are pinned (zstd level 3, fixed row-group size, no pandas metadata); pyarrow stores no timestamp, only its
 version in ``created_by``, so the same samples, images and pyarrow version give byte-identical files. The data
-version is the sha256 of the canonical JSON of the sorted file entries.
+version is the sha256 of the canonical JSON of the sorted entries of the Parquet files, the extra files and (paths
+mode, where the Parquet files hold no pixels) every referenced image, so a changed image changes it in both modes.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import hashlib
 import json
 import os
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +35,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ops.atomic import canonical_json, staging_dir, write_json, write_text
+from ops.annotations import IMAGE_PLACEHOLDER
+from ops.atomic import canonical_json, staging_dir, write_bytes, write_json, write_text
 from ops.errors import SceneInputError
 from ops.samples import Sample
 
@@ -164,6 +167,11 @@ def data_version(files: Iterable[Mapping[str, Any]]) -> str:
     return hashlib.sha256(canonical_json(entries).encode("utf-8")).hexdigest()
 
 
+def _versioned_entries(manifest: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The entries a manifest's data version covers: Parquet files, extra files, referenced images."""
+    return [*manifest["files"], *manifest.get("extra_files", []), *manifest.get("images", [])]
+
+
 def write_shards(
     samples: Iterable[Sample],
     out_dir: str | Path,
@@ -174,11 +182,13 @@ def write_shards(
     target_shard_bytes: int = DEFAULT_SHARD_BYTES,
     seed: int = 0,
     metadata: Mapping[str, Any] | None = None,
+    extra_files: Mapping[str, bytes] | None = None,
 ) -> dict[str, Any]:
     """Write the shard set of ``samples`` into ``out_dir`` (replacing it) and return the manifest.
 
     ``root`` is the storage root the samples' image paths are relative to. ``metadata`` (JSON-ready, e.g. build
-    settings and stats) is copied into the manifest; it does not enter the data version.
+    settings and stats) is copied into the manifest; it does not enter the data version. ``extra_files`` (plain
+    file name → content) are written beside ``dataset_info.json`` and do enter it.
     """
     if image_mode not in IMAGE_MODES:
         raise ValueError(f"image_mode must be one of {IMAGE_MODES}, got {image_mode!r}")
@@ -186,6 +196,11 @@ def write_shards(
         raise ValueError(f"target_shard_bytes must be >= 1, got {target_shard_bytes}")
     if not split or Path(split).name != split or split.startswith("."):
         raise ValueError(f"split must be a plain name, got {split!r}")
+    extra_files = dict(sorted((extra_files or {}).items()))
+    reserved = {DATA_DIR, MANIFEST, DATASET_INFO}
+    for name in extra_files:
+        if not name or Path(name).name != name or name.startswith(".") or name in reserved:
+            raise ValueError(f"extra file names must be plain and not {sorted(reserved)}, got {name!r}")
     rows = ordered_samples(samples, seed)
     if not rows:
         raise ValueError("no samples to write")
@@ -220,6 +235,13 @@ def write_shards(
                           "bytes": (tmp / rel).stat().st_size})  # fmt: skip
         images.cache.clear()
         write_json(tmp / DATASET_INFO, llamafactory_dataset_info(dataset_name))
+        extras = []
+        for name, content in extra_files.items():
+            write_bytes(tmp / name, content)
+            extras.append({"path": name, "sha256": hashlib.sha256(content).hexdigest(), "bytes": len(content)})
+        # Paths mode: the Parquet files hold no pixels, so the images' own hashes enter the data version.
+        referenced = sorted({p: s for s in rows for p in s.images}.items()) if image_mode == "paths" else []
+        image_entries = [{"path": p, "sha256": _file_sha256(images.path(s, p))} for p, s in referenced]
         manifest = {
             "format": MANIFEST_FORMAT,
             "dataset_name": dataset_name,
@@ -229,9 +251,12 @@ def write_shards(
             "num_rows": len(rows),
             "tasks": dict(sorted(Counter(s.task for s in rows).items())),
             "files": files,
-            "data_version": data_version(files),
+            "extra_files": extras,
+            "images": image_entries,
+            "data_version": "",
             "metadata": dict(metadata or {}),
         }
+        manifest["data_version"] = data_version(_versioned_entries(manifest))
         write_json(tmp / MANIFEST, manifest)
     return manifest
 
@@ -248,9 +273,10 @@ def read_manifest(out_dir: str | Path) -> dict[str, Any]:
     return manifest
 
 
-def verify_shards(out_dir: str | Path) -> list[str]:
+def verify_shards(out_dir: str | Path, root: str | Path | None = None) -> list[str]:
     """Problems of a shard set (empty when sound): files missing, extra, or whose sha256/rows differ from the
-    manifest, and a data version that does not match the entries."""
+    manifest, and a data version that does not match the entries. With ``root`` (the storage root), the images a
+    paths-mode set references are checked against their recorded sha256 too."""
     out_dir = Path(out_dir)
     manifest = read_manifest(out_dir)
     problems = []
@@ -267,9 +293,47 @@ def verify_shards(out_dir: str | Path) -> list[str]:
             problems.append(f"{entry['path']}: sha256 differs from the manifest")
         elif pq.ParquetFile(path).metadata.num_rows != entry["rows"]:
             problems.append(f"{entry['path']}: row count differs from the manifest")
-    if data_version(manifest["files"]) != manifest["data_version"]:
+    for entry in manifest.get("extra_files", []):
+        path = out_dir / entry["path"]
+        if not path.is_file():
+            problems.append(f"{entry['path']}: missing")
+        elif _file_sha256(path) != entry["sha256"]:
+            problems.append(f"{entry['path']}: sha256 differs from the manifest")
+    for entry in manifest.get("images", []) if root is not None else []:
+        path = Path(root) / entry["path"]
+        if not path.is_file():
+            problems.append(f"image {entry['path']}: missing")
+        elif _file_sha256(path) != entry["sha256"]:
+            problems.append(f"image {entry['path']}: sha256 differs from the manifest")
+    if data_version(_versioned_entries(manifest)) != manifest["data_version"]:
         problems.append("data_version does not match the file entries")
     return problems
+
+
+def placeholder_mismatches(out_dir: str | Path, limit: int = 20) -> tuple[int, list[str]]:
+    """(rows read, up to ``limit`` sample ids whose user turn's ``<image>`` count differs from their image
+    count); reads only the ``messages``, ``images`` and ``sample_id`` columns, one row group at a time."""
+    rows, bad = 0, []
+    for row in iter_rows(out_dir, columns=("sample_id", "messages", "images")):
+        rows += 1
+        placeholders = sum(m["content"].count(IMAGE_PLACEHOLDER) for m in row["messages"] if m["role"] == "user")
+        if placeholders != len(row["images"]) and len(bad) < limit:
+            bad.append(f"{row['sample_id']}: {placeholders} placeholders for {len(row['images'])} images")
+    return rows, bad
+
+
+def iter_rows(out_dir: str | Path, columns: Sequence[str] | None = None) -> Iterator[dict[str, Any]]:
+    """The rows of a shard set in manifest (training) order as dicts, one row group in memory at a time.
+
+    ``images`` are bytes (bytes mode) or paths relative to the storage root; ``eval`` (eval sets) is parsed JSON.
+    """
+    for path in shard_files(out_dir):
+        parquet = pq.ParquetFile(path)
+        for group in range(parquet.num_row_groups):
+            for row in parquet.read_row_group(group, columns=list(columns) if columns else None).to_pylist():
+                if row.get("eval") is not None:
+                    row["eval"] = json.loads(row["eval"])
+                yield row
 
 
 def export_sharegpt(samples: Iterable[Sample], path: str | Path, seed: int = 0, image_prefix: str = "") -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from fixtures_dataset import prepared_scenes  # noqa: F401  (session fixture of the dataset tests)
 from fixtures_scannet import write_scene
 
 

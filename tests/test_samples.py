@@ -8,6 +8,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from fixtures_dataset import PROMPT_SETTINGS
 
 from ops.annotations import (
     Benchmarks,
@@ -39,11 +40,9 @@ from ops.samples import (
     write_samples_jsonl,
 )
 from ops.scannet import open_scene
-from ops.scene_prompts import PromptSettings, prepare_scene
-from ops.synthetic import generate_dataset
+from ops.scene_prompts import prepare_scene
 
 SCENE = "scene0100_00"
-PROMPT_SETTINGS = PromptSettings(n_frames=8, bev_long_side=256, image_resolution=160)
 
 
 def _context(source: str, boxes: np.ndarray, object_ids, gt_boxes: dict[int, np.ndarray]) -> SceneContext:
@@ -306,25 +305,22 @@ def test_samples_jsonl_roundtrip(tmp_path, gt_scene):
 
 
 @pytest.fixture(scope="module")
-def synthetic(tmp_path_factory):
-    """Two synthetic scenes with GT-instance visual prompts under ``root``; the train scene also with clusters."""
-    base = tmp_path_factory.mktemp("samples")
-    truth = generate_dataset(base / "raw", n_scenes=2, seed=3, n_frames=30, color_size=(320, 240),
-                             depth_size=(160, 120))  # fmt: skip
-    for scene_id in truth.train_ids + truth.val_ids:
-        prepare_scene(base / "raw" / "scans" / scene_id, base / "root" / "scenes" / scene_id, PROMPT_SETTINGS)
+def synthetic(prepared_scenes, tmp_path_factory):
+    """The shared prepared scenes (GT instances under ``root``) plus the train scene with clusters under ``clusters``."""
+    base, truth = prepared_scenes.base, prepared_scenes.truth
+    clusters = tmp_path_factory.mktemp("clusters")
     for scene_id in truth.train_ids:
-        prepare_scene(base / "raw" / "scans" / scene_id, base / "clusters" / "scenes" / scene_id,
+        prepare_scene(prepared_scenes.scan(scene_id), clusters / "scenes" / scene_id,
                       replace(PROMPT_SETTINGS, instance_source="clusters"))  # fmt: skip
-    return base, truth
+    return base, truth, clusters
 
 
 def _contexts(base, root, scene_ids):
-    return {s: load_scene_context(base / root, base / "raw" / "scans" / s) for s in scene_ids}
+    return {s: load_scene_context(root, base / "raw" / "scans" / s) for s in scene_ids}
 
 
 def test_scene_context_from_artifacts(synthetic):
-    base, truth = synthetic
+    base, truth, _ = synthetic
     scene_id = truth.val_ids[0]
     ctx = load_scene_context(base / "root", base / "raw" / "scans" / scene_id)
     labels = json.loads((base / "root" / "scenes" / scene_id / "instances" / "labels.json").read_text())
@@ -338,7 +334,7 @@ def test_scene_context_from_artifacts(synthetic):
 
 
 def test_scene_context_errors_name_scene_and_file(synthetic, tmp_path):
-    base, truth = synthetic
+    base, truth, _ = synthetic
     scene_id = truth.val_ids[0]
     root = tmp_path / "root"
     shutil.copytree(base / "root" / "scenes" / scene_id, root / "scenes" / scene_id)
@@ -351,10 +347,10 @@ def test_scene_context_errors_name_scene_and_file(synthetic, tmp_path):
 
 
 def test_build_over_synthetic_scenes(synthetic):
-    base, truth = synthetic
+    base, truth, _ = synthetic
     ann = base / "raw" / "annotations"
     train = load_benchmarks(ann, "train")
-    contexts = _contexts(base, "root", train.scene_ids())
+    contexts = _contexts(base, base / "root", train.scene_ids())
     result = build_samples(train, contexts)
     tasks = {s.task for s in result.samples}
     assert tasks == {"scanqa", "sqa3d", "scanrefer", "multi3drefer", "scan2cap"}
@@ -373,7 +369,7 @@ def test_build_over_synthetic_scenes(synthetic):
         assert sample.answer == f"<OBJ{sample.target_ids[0]:03d}>."
 
     val = load_benchmarks(ann, "val")
-    val_result = build_samples(val, _contexts(base, "root", val.scene_ids()), BuildSettings(split="val"))
+    val_result = build_samples(val, _contexts(base, base / "root", val.scene_ids()), BuildSettings(split="val"))
     assert all(s.eval is not None for s in val_result.samples)
     gt = {o["object_id"]: o["box"] for o in open_scene(base / "raw" / "scans" / truth.val_ids[0]).objects()}
     for s in val_result.samples:
@@ -385,9 +381,9 @@ def test_build_over_synthetic_scenes(synthetic):
 
 
 def test_build_with_cluster_proposals_filters_by_iou(synthetic):
-    base, truth = synthetic
+    base, truth, clusters = synthetic
     train = load_benchmarks(base / "raw" / "annotations", "train")
-    contexts = _contexts(base, "clusters", truth.train_ids)
+    contexts = _contexts(base, clusters, truth.train_ids)
     ctx = contexts[truth.train_ids[0]]
     assert ctx.source == "clusters" and set(ctx.object_ids) == {None}
     result = build_samples(train, contexts, BuildSettings(tasks=("scanrefer", "multi3drefer")))

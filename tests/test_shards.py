@@ -13,7 +13,6 @@ import pytest
 
 from ops.annotations import load_benchmarks
 from ops.samples import BuildSettings, build_samples, load_scene_context
-from ops.scene_prompts import PromptSettings, prepare_scene
 from ops.shards import (
     PARQUET_OPTIONS,
     export_sharegpt,
@@ -24,27 +23,20 @@ from ops.shards import (
     verify_shards,
     write_shards,
 )
-from ops.synthetic import generate_dataset
 
 TARGET_BYTES = 300_000  # a few rows of 9 small images each → several shards
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    """Storage root with two prepared synthetic scenes, and the train and val samples built from them."""
-    base = tmp_path_factory.mktemp("shards")
-    truth = generate_dataset(base / "raw", n_scenes=2, seed=3, n_frames=30, color_size=(320, 240),
-                             depth_size=(160, 120))  # fmt: skip
-    root = base / "root"
-    for scene_id in truth.train_ids + truth.val_ids:
-        prepare_scene(base / "raw" / "scans" / scene_id, root / "scenes" / scene_id,
-                      PromptSettings(n_frames=8, bev_long_side=256, image_resolution=160))  # fmt: skip
+def built(prepared_scenes):
+    """The shared storage root with two prepared synthetic scenes, and the train and val samples built from it."""
+    root = prepared_scenes.root
     samples = {}
     for split in ("train", "val"):
-        bench = load_benchmarks(base / "raw" / "annotations", split)
-        contexts = {s: load_scene_context(root, base / "raw" / "scans" / s) for s in bench.scene_ids()}
+        bench = load_benchmarks(prepared_scenes.annotations, split)
+        contexts = {s: load_scene_context(root, prepared_scenes.scan(s)) for s in bench.scene_ids()}
         samples[split] = build_samples(bench, contexts, BuildSettings(split=split)).samples
-    return base, root, samples
+    return prepared_scenes.base, root, samples
 
 
 def _files(out: Path) -> dict[str, bytes]:

@@ -1,0 +1,230 @@
+"""Dataset assets: `task_samples` → `training_shards` and `eval_sets`, over every prepared scene.
+
+Unpartitioned assets downstream of the per-scene visual prompts (all `scenes` partitions). Each wraps one stage of
+`ops.dataset` and writes under the storage root's `dataset/` folder (layout in `ops.dataset`). `task_samples`
+holds the sample settings (variants, seed, IoU threshold, tasks); the shard assets shard every variant the last
+samples build made, with their own shard settings. Data versions are content hashes: the samples files' for
+`task_samples`, the shard manifests' for the shard sets, so Dagster marks a checkpoint trained on older shards stale.
+"""
+
+
+import time
+from typing import Any
+
+import dagster as dg
+from pydantic import Field
+
+from assets.raw_scenes import scene_manifest
+from ops.dataset import (
+    SampleSettings,
+    ShardSettings,
+    build_eval_set,
+    build_task_samples,
+    build_training_shards,
+    combined_version,
+    eval_set_dir,
+    eval_set_problems,
+    read_samples_index,
+    read_samples_jsonl,
+    sample_markdown,
+    samples_path,
+    train_shards_dir,
+)
+from ops.samples import TASKS, VARIANTS
+from ops.shards import iter_rows, placeholder_mismatches, verify_shards
+from resources.storage import StorageRoot
+
+# Every partition of these per-scene assets feeds the dataset (unpartitioned → dynamic: all partitions).
+SCENE_ASSETS = [scene_manifest.key, dg.AssetKey("instance_masks"), dg.AssetKey("bev_image"),
+                dg.AssetKey("marked_frames")]  # fmt: skip
+MIB = 2**20
+
+
+class TaskSamplesConfig(dg.Config):
+    """Launchpad settings of the samples (GPT4Scene's defaults: marked BEV + frames, IoU 0.5)."""
+
+    variants: list[str] = Field(
+        default=["marked"],
+        description=f"image variants to build, of {list(VARIANTS)}: marked = BEV + marked frames (GPT4Scene); "
+        "no_bev = marked frames only; unmarked = raw frames only ('video only', or train marked / evaluate unmarked)",
+    )
+    tasks: list[str] = Field(default=list(TASKS), description=f"benchmarks, of {list(TASKS)}")
+    seed: int = Field(default=0, description="seeds template/situation/answer choices and the shard row order")
+    iou_threshold: float = Field(default=0.5, description="proposal/cluster targets need this 3D IoU with GT (train)")
+
+    def settings(self) -> SampleSettings:
+        return SampleSettings(tuple(self.variants), tuple(self.tasks), self.seed, self.iou_threshold)
+
+
+class ShardsConfig(dg.Config):
+    """Launchpad settings of a shard set."""
+
+    target_shard_mb: float = Field(default=512.0, gt=0, description="target size of one Parquet file, MiB")
+    image_mode: str = Field(default="bytes", description="bytes (images embedded) or paths (relative to the root)")
+
+
+class TrainingShardsConfig(ShardsConfig):
+    sharegpt_export: bool = Field(default=False, description="also write dataset/sharegpt/train_<variant>.json")
+
+    def settings(self) -> ShardSettings:
+        return ShardSettings(max(1, int(self.target_shard_mb * MIB)), self.image_mode, self.sharegpt_export)
+
+
+class EvalSetsConfig(ShardsConfig):
+    def settings(self) -> ShardSettings:
+        return ShardSettings(max(1, int(self.target_shard_mb * MIB)), self.image_mode)
+
+
+# -- metadata -----------------------------------------------------------------------------------------------------
+
+
+def _stats_table(index: dict[str, Any]) -> str:
+    lines = ["| split | task | records | kept | rows | dropped | dropped by reason |", "|---|---|---|---|---|---|---|"]
+    for split, report in index["splits"].items():
+        for task, stats in report["stats"].items():
+            reasons = ", ".join(f"{reason} {n}" for reason, n in stats["dropped_by_reason"].items()) or "-"
+            lines.append(f"| {split} | {task} | {stats['records']} | {stats['kept']} | {stats['samples']} | "
+                         f"{stats['dropped']} | {reasons} |")  # fmt: skip
+    return "\n".join(lines)
+
+
+def _files_table(manifests: dict[str, dict[str, Any]]) -> str:
+    lines = ["| set | file | rows | MiB | sha256 |", "|---|---|---|---|---|"]
+    for variant, manifest in manifests.items():
+        for entry in manifest["files"] + manifest.get("extra_files", []):
+            lines.append(f"| {variant} | `{entry['path']}` | {entry.get('rows', '')} | {entry['bytes'] / MIB:.2f} | "
+                         f"`{entry['sha256'][:12]}` |")  # fmt: skip
+    return "\n".join(lines)
+
+
+def _shards_metadata(storage: StorageRoot, manifests: dict[str, dict[str, Any]], folder) -> dict[str, Any]:
+    first_variant = next(iter(manifests))
+    preview = next(iter_rows(folder(storage.dataset_dir, first_variant)))
+    return {
+        "data_version": dg.MetadataValue.text(combined_version(manifests)),
+        "num_rows": sum(m["num_rows"] for m in manifests.values()),
+        "num_files": sum(len(m["files"]) for m in manifests.values()),
+        "total_mib": round(sum(f["bytes"] for m in manifests.values() for f in m["files"]) / MIB, 3),
+        "rows_per_task": dg.MetadataValue.json({v: m["tasks"] for v, m in manifests.items()}),
+        "data_versions": dg.MetadataValue.json({v: m["data_version"] for v, m in manifests.items()}),
+        "paths": dg.MetadataValue.json({v: str(folder(storage.dataset_dir, v)) for v in manifests}),
+        "shard_files": dg.MetadataValue.md(_files_table(manifests)),
+        "image_mode": manifests[first_variant]["image_mode"],
+        "preview": dg.MetadataValue.md(f"*{first_variant}*, first row\n\n"
+                                       + sample_markdown(preview, storage.root_path)),  # fmt: skip
+    }
+
+
+# -- assets -------------------------------------------------------------------------------------------------------
+
+
+@dg.asset(deps=SCENE_ASSETS, kinds={"python", "json"}, group_name="dataset")
+def task_samples(context: dg.AssetExecutionContext, config: TaskSamplesConfig,
+                 storage: StorageRoot) -> dg.MaterializeResult:  # fmt: skip
+    """One (images, prompt, answer) row per benchmark question/description, train and val, per image variant:
+    `dataset/samples/<split>_<variant>.jsonl` and `index.json` (scenes, stats, dropped rows by reason)."""
+    started = time.perf_counter()
+    index = build_task_samples(storage.root_path, storage.scans_dir, storage.annotations_dir, storage.dataset_dir,
+                               config.settings(), log=context.log.info)  # fmt: skip
+    splits = index["splits"]
+    train = read_samples_jsonl(samples_path(storage.dataset_dir, "train", index["variants"][0]))
+    preview = next((s for s in train if s.task == "scanrefer"), train[0] if train else None)
+    metadata: dict[str, Any] = {
+        "data_version": dg.MetadataValue.text(index["data_version"]),
+        "path": dg.MetadataValue.path(str(storage.dataset_dir / "samples")),
+        "variants": dg.MetadataValue.json(index["variants"]),
+        **{f"{split}_rows": report["num_rows"] for split, report in splits.items()},
+        **{f"{split}_scenes": len(report["scenes"]) for split, report in splits.items()},
+        "rows_per_task": dg.MetadataValue.json({split: report["rows"] for split, report in splits.items()}),
+        "kept_dropped": dg.MetadataValue.md(_stats_table(index)),
+        "kept_dropped_json": dg.MetadataValue.json({split: report["stats"] for split, report in splits.items()}),
+        "unavailable_scenes": dg.MetadataValue.json({s: r["unavailable_scenes"] for s, r in splits.items()}),
+        "annotation_issues": dg.MetadataValue.json({s: r["annotation_issues_listed"] for s, r in splits.items()}),
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+    if preview is not None:
+        row = {"task": preview.task, "sample_id": preview.sample_id, "images": list(preview.images),
+               "messages": preview.messages()}  # fmt: skip
+        metadata["preview"] = dg.MetadataValue.md(sample_markdown(row, storage.root_path))
+    return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(index["data_version"]))
+
+
+@dg.asset(deps=[task_samples], kinds={"python", "parquet"}, group_name="dataset")
+def training_shards(context: dg.AssetExecutionContext, config: TrainingShardsConfig,
+                    storage: StorageRoot) -> dg.MaterializeResult:  # fmt: skip
+    """Parquet shards of the train samples, one set per variant (`dataset/shards/train_<variant>/`), with the
+    `dataset_info.json` entry LLaMA-Factory trains on and a manifest whose hash is the data version."""
+    started = time.perf_counter()
+    manifests = build_training_shards(storage.root_path, storage.dataset_dir, config.settings(), log=context.log.info)
+    metadata = _shards_metadata(storage, manifests, train_shards_dir)
+    metadata["seconds"] = round(time.perf_counter() - started, 2)
+    return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(combined_version(manifests)))
+
+
+@dg.asset(deps=[task_samples], kinds={"python", "parquet"}, group_name="dataset")
+def eval_sets(context: dg.AssetExecutionContext, config: EvalSetsConfig, storage: StorageRoot) -> dg.MaterializeResult:
+    """Parquet shards of the val samples per variant (`dataset/eval/val_<variant>/`): every row's `eval` JSON holds
+    what scoring needs (GT/proposal boxes, eval types, question types, unique/multiple), plus the Scan2Cap corpus."""
+    started = time.perf_counter()
+    manifests = build_eval_set(storage.root_path, storage.dataset_dir, config.settings(), log=context.log.info)
+    metadata = _shards_metadata(storage, manifests, eval_set_dir)
+    metadata["seconds"] = round(time.perf_counter() - started, 2)
+    return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(combined_version(manifests)))
+
+
+# -- checks -------------------------------------------------------------------------------------------------------
+
+
+@dg.asset_check(asset=task_samples, description="Every annotation record is either a sample or a counted drop, "
+                "and every task gave training rows.")  # fmt: skip
+def samples_account_for_every_record(storage: StorageRoot) -> dg.AssetCheckResult:
+    index = read_samples_index(storage.dataset_dir)
+    unbalanced, empty = [], []
+    for split, report in index["splits"].items():
+        for task, stats in report["stats"].items():
+            if stats["records"] != stats["kept"] + stats["dropped"]:
+                unbalanced.append(f"{split}/{task}")
+            if split == "train" and stats["samples"] == 0:
+                empty.append(task)
+    return dg.AssetCheckResult(
+        passed=not unbalanced and not empty,
+        severity=dg.AssetCheckSeverity.ERROR if unbalanced else dg.AssetCheckSeverity.WARN,
+        metadata={"unbalanced": dg.MetadataValue.json(unbalanced), "tasks_without_train_rows": dg.MetadataValue.json(empty),
+                  "annotation_issues": sum(r["annotation_issues"] for r in index["splits"].values())},  # fmt: skip
+    )
+
+
+def _shard_set_check(storage: StorageRoot, folder, extra=None) -> dg.AssetCheckResult:
+    index = read_samples_index(storage.dataset_dir)
+    problems: dict[str, list[str]] = {}
+    rows = {}
+    for variant in index["variants"]:
+        out = folder(storage.dataset_dir, variant)
+        if not (out / "manifest.json").is_file():
+            problems[variant] = [f"{out}: no shard set"]
+            continue
+        found = verify_shards(out, storage.root_path)
+        rows[variant], mismatched = placeholder_mismatches(out)
+        found += mismatched
+        if extra is not None:
+            found += extra(out)[1]
+        if found:
+            problems[variant] = found
+    return dg.AssetCheckResult(passed=not problems, metadata={"rows_checked": dg.MetadataValue.json(rows),
+                                                              "problems": dg.MetadataValue.json(problems)})  # fmt: skip
+
+
+@dg.asset_check(asset=training_shards, blocking=True, description="Files match the manifest (sha256, rows, data "
+                "version) and every row has as many <image> placeholders as images.")  # fmt: skip
+def training_shards_verified(storage: StorageRoot) -> dg.AssetCheckResult:
+    return _shard_set_check(storage, train_shards_dir)
+
+
+@dg.asset_check(asset=eval_sets, blocking=True, description="Files match the manifest, placeholders match images, "
+                "every row carries its task's eval fields and Scan2Cap keys are in the corpus.")  # fmt: skip
+def eval_sets_verified(storage: StorageRoot) -> dg.AssetCheckResult:
+    return _shard_set_check(storage, eval_set_dir, eval_set_problems)
+
+
+DATASET_ASSETS = [task_samples, training_shards, eval_sets]
+DATASET_CHECKS = [samples_account_for_every_record, training_shards_verified, eval_sets_verified]
