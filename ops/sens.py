@@ -31,7 +31,9 @@ from ops.errors import SceneInputError
 SENS_VERSION = 4
 COLOR_COMPRESSION = {-1: "unknown", 0: "raw", 1: "png", 2: "jpeg"}
 DEPTH_COMPRESSION = {-1: "unknown", 0: "raw_ushort", 1: "zlib_ushort", 2: "occi_ushort"}
-_FRAME_HEADER = struct.Struct("<16fQQQQ")  # 96 bytes
+_FRAME_HEADER = struct.Struct("<16fQQQQ")  # 96 bytes: pose, colour/depth timestamps, colour/depth payload sizes
+_PAYLOAD_SIZES = struct.Struct("<QQ")
+_FRAME_HEADER_DTYPE = np.dtype([("pose", "<f4", (16,)), ("timestamps", "<u8", (2,)), ("sizes", "<u8", (2,))])
 _MAX_SENSOR_NAME = 4096
 _MAX_IMAGE_SIDE = 16384
 
@@ -118,8 +120,7 @@ class SensReader:
     def read_raw(self, index: int) -> SensFrame:
         """The encoded frame ``index`` (one seek and one read)."""
         entry = self._entry(index)
-        self._file.seek(entry.offset)
-        payload = self._file.read(entry.color_size + entry.depth_size)
+        payload = os.pread(self._file.fileno(), entry.color_size + entry.depth_size, entry.offset)
         if len(payload) != entry.color_size + entry.depth_size:
             raise self._error(f"frame {index}: payload truncated")
         ts_color, ts_depth = self._timestamps[index]
@@ -213,27 +214,28 @@ class SensReader:
         )
 
     def _index_frames(self) -> tuple[np.ndarray, np.ndarray, list[_FrameIndex]]:
+        # One positioned read (pread) per frame header; the 96-byte headers are gathered and parsed with one
+        # structured numpy view at the end instead of unpacking 20 fields per frame in Python.
         n = self.header.num_frames
-        poses = np.empty((n, 4, 4), dtype=np.float32)
-        stamps = np.empty((n, 2), dtype=np.uint64)
+        size = _FRAME_HEADER.size
+        headers = bytearray(n * size)
         index: list[_FrameIndex] = []
+        fd = self._file.fileno()
         offset = self._file.tell()
         for i in range(n):
-            self._file.seek(offset)
-            raw = self._file.read(_FRAME_HEADER.size)
-            if len(raw) != _FRAME_HEADER.size:
+            raw = os.pread(fd, size, offset)
+            if len(raw) != size:
                 raise self._error(f"truncated .sens: header claims {n} frames, file ends in frame {i}")
-            fields = _FRAME_HEADER.unpack(raw)
-            poses[i] = np.asarray(fields[:16], dtype=np.float32).reshape(4, 4)
-            stamps[i] = fields[16:18]
-            color_size, depth_size = fields[18], fields[19]
-            offset += _FRAME_HEADER.size
+            headers[i * size : (i + 1) * size] = raw
+            color_size, depth_size = _PAYLOAD_SIZES.unpack_from(raw, size - _PAYLOAD_SIZES.size)
+            offset += size
             end = offset + color_size + depth_size
             if end > self._file_size:
                 raise self._error(f"truncated .sens: frame {i} of {n} runs past the end of the file")
             index.append(_FrameIndex(offset, color_size, depth_size))
             offset = end
-        return poses, stamps, index
+        table = np.frombuffer(bytes(headers), dtype=_FRAME_HEADER_DTYPE)
+        return table["pose"].reshape(n, 4, 4).copy(), table["timestamps"].copy(), index
 
     def _entry(self, index: int) -> _FrameIndex:
         if not 0 <= index < len(self._index):
