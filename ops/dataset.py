@@ -196,7 +196,8 @@ def build_task_samples(
     (records/kept/samples/dropped by reason) and rows per task, the sha256 of every file written, and the
     ``data_version`` (sha256 over those file hashes).
     """
-    index: dict[str, Any] = {"settings": asdict(settings), "variants": list(settings.variants), "splits": {}}
+    settings_json = json.loads(json.dumps(asdict(settings)))  # tuples → lists, as the index file holds them
+    index: dict[str, Any] = {"settings": settings_json, "variants": list(settings.variants), "splits": {}}
     files: dict[str, bytes] = {}
     for split in SPLITS:
         scenes = load_split_scenes(root, scans_dir, ann_dir, split)

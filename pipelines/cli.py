@@ -115,9 +115,21 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if not ok:
         print("   some scenes failed: see the run in the UI", file=sys.stderr)
 
+    _step("training data: task samples, training shards and eval sets of every prepared scene")
+    outcome = defs.resolve_job_def("dataset_job").execute_in_process(instance=instance, raise_on_error=False,
+                                                                     run_config=CONSOLE_INFO)  # fmt: skip
+    for event in outcome.get_asset_materialization_events():
+        materialization = event.event_specific_data.materialization
+        rows = materialization.metadata.get("num_rows") or materialization.metadata.get("train_rows")
+        print(f"   {materialization.asset_key.to_user_string()}: {rows.value if rows else '?'} rows, data version "
+              f"{materialization.tags['dagster/data_version'][:12]}")  # fmt: skip
+    if not outcome.success:
+        print("   the dataset run failed: see the run in the UI", file=sys.stderr)
+
     _step(f"done in {time.perf_counter() - started:.0f} s")
     print(f"   raw scans:       {storage.scans_dir}")
     print(f"   scene artifacts: {storage.root_path / 'scenes'}")
+    print(f"   dataset:         {storage.dataset_dir}")
     print(f"   Dagster home:    {os.environ['DAGSTER_HOME']}")
     print("   open the UI:     make ui   (then http://127.0.0.1:3000)")
     return 0
@@ -173,6 +185,29 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def cmd_shards(args: argparse.Namespace) -> int:
+    from ops.dataset import SampleSettings, ShardSettings, build_dataset
+    from ops.errors import SceneInputError
+
+    annotations = Path(args.annotations).resolve()
+    scans = Path(args.scans).resolve() if args.scans else annotations.parent / "scans"
+    started = time.perf_counter()
+    try:
+        samples = SampleSettings(tuple(args.variant or ["marked"]), seed=args.seed, iou_threshold=args.iou_threshold)
+        shards = ShardSettings(max(1, int(args.shard_mb * 2**20)), args.image_mode, args.sharegpt)
+        build = build_dataset(Path(args.prepared).resolve(), scans, annotations, Path(args.out).resolve(), samples,
+                              shards, log=lambda message: print(f"   {message}", flush=True))  # fmt: skip
+    except (SceneInputError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for split, report in build.samples["splits"].items():
+        for scene_id, reason in report["unavailable_scenes"].items():
+            print(f"   {split}: left out {scene_id}: {reason}", file=sys.stderr)
+    _step(f"wrote {Path(args.out).resolve()} in {time.perf_counter() - started:.1f} s "
+          f"(samples data version {build.samples['data_version'][:12]})")  # fmt: skip
+    return 0
+
+
 def cmd_figures(args: argparse.Namespace) -> int:
     import json
 
@@ -201,8 +236,10 @@ def cmd_ui(args: argparse.Namespace) -> int:
     ]  # fmt: skip
     _step(f"Dagster UI on http://127.0.0.1:{args.port} (Ctrl-C stops it)")
     # A fresh process with default signal handling: a shell's ignored SIGINT would otherwise make dagster
-    # ignore both SIGINT and SIGTERM (STACK.md §5).
-    process = subprocess.Popen(command, cwd=PROJECT_DIR, restore_signals=True, start_new_session=True)
+    # ignore both SIGINT and SIGTERM (STACK.md §5). It runs in DAGSTER_HOME, not the project folder: `dagster dev`
+    # loads `.env` from its working directory *over* the environment, which would replace --root and the user's
+    # GPT4SCENE_* variables with the relative defaults meant for a bare `dagster dev`.
+    process = subprocess.Popen(command, cwd=os.environ["DAGSTER_HOME"], restore_signals=True, start_new_session=True)
 
     def forward(signum, _frame):
         process.send_signal(signal.SIGTERM)
@@ -246,6 +283,20 @@ def build_parser() -> argparse.ArgumentParser:
     prepare.add_argument("--pointcloud", choices=["mesh", "fusion"], default="mesh")
     prepare.add_argument("--proposals", default=None, help="folder of <scene_id> proposal files (--instances proposals)")
     prepare.set_defaults(func=cmd_prepare)
+
+    shards = sub.add_parser("shards", help="samples, Parquet training shards and eval sets from prepared scenes")
+    shards.add_argument("--prepared", required=True, help="storage root holding scenes/<scene_id>/ artifacts")
+    shards.add_argument("--annotations", required=True, help="benchmark JSONs, scannetv2_<split>.txt, label TSV")
+    shards.add_argument("--scans", default=None, help="raw scene folders (GT boxes); default: ANNOTATIONS/../scans")
+    shards.add_argument("--out", required=True, help="dataset folder: samples/, shards/train_<variant>/, eval/")
+    shards.add_argument("--variant", action="append", choices=["marked", "no_bev", "unmarked"],
+                        help="image variant (repeatable; default marked)")  # fmt: skip
+    shards.add_argument("--seed", type=int, default=0)
+    shards.add_argument("--iou-threshold", type=float, default=0.5)
+    shards.add_argument("--shard-mb", type=float, default=512.0, help="target Parquet file size, MiB")
+    shards.add_argument("--image-mode", choices=["bytes", "paths"], default="bytes")
+    shards.add_argument("--sharegpt", action="store_true", help="also export the official ShareGPT JSON")
+    shards.set_defaults(func=cmd_shards)
 
     figures = sub.add_parser("figures", help="BEV and a 2x4 contact sheet of marked frames of a prepared scene")
     figures.add_argument("scene", help="a prepared scene folder, e.g. data/scenes/scene0000_00")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from assets.dataset import DATASET_ASSETS, DATASET_CHECKS
 from assets.partitions import scene_partitions
 from assets.raw_scenes import scene_manifest, synthetic_scenes
 from assets.visual_prompts import visual_prompts
@@ -27,9 +28,16 @@ visual_prompts_job = dg.define_asset_job(
     tags={"gpt4scene/run_kind": "scenes"},
 )
 
+dataset_job = dg.define_asset_job(
+    "dataset_job",
+    selection=dg.AssetSelection.assets(*DATASET_ASSETS),
+    description="Samples, training shards and eval sets over every prepared scene (all scene partitions).",
+)
+
 defs = dg.Definitions(
-    assets=[synthetic_scenes, scene_manifest, visual_prompts],
-    jobs=[scene_job, visual_prompts_job],
+    assets=[synthetic_scenes, scene_manifest, visual_prompts, *DATASET_ASSETS],
+    asset_checks=DATASET_CHECKS,
+    jobs=[scene_job, visual_prompts_job, dataset_job],
     sensors=[scene_discovery_sensor],
     resources={
         "storage": StorageRoot(

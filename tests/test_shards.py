@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -16,7 +18,9 @@ from ops.samples import BuildSettings, build_samples, load_scene_context
 from ops.shards import (
     PARQUET_OPTIONS,
     export_sharegpt,
+    iter_rows,
     ordered_samples,
+    placeholder_mismatches,
     read_manifest,
     sharegpt_dataset_info,
     shard_files,
@@ -166,3 +170,19 @@ def test_sharegpt_export_matches_the_official_shape(built, tmp_path):
     assert entry["file_name"] == "sharegpt.json" and entry["formatting"] == "sharegpt"
     assert entry["columns"] == {"messages": "conversations", "images": "images"}
     assert entry["tags"] == {"role_tag": "from", "content_tag": "value", "user_tag": "human", "assistant_tag": "gpt"}
+
+
+def test_placeholder_mismatches_and_extra_files_are_caught(built, tmp_path):
+    base, root, samples = built
+    good = samples["val"][:3]
+    bad = replace(good[0], sample_id="bad", prompt="look at <image> here")  # text with a stray placeholder
+    out = tmp_path / "set"
+    manifest = write_shards([*good, bad], out, root, "val", "v", extra_files={"notes.json": b"{}"})
+    assert manifest["extra_files"] == [{"path": "notes.json", "sha256": hashlib.sha256(b"{}").hexdigest(), "bytes": 2}]
+    assert placeholder_mismatches(out) == (4, ["bad: 10 placeholders for 9 images"])
+    assert [r["sample_id"] for r in iter_rows(out, columns=("sample_id",))] == pq.read_table(
+        shard_files(out))["sample_id"].to_pylist()  # fmt: skip
+    (out / "notes.json").write_bytes(b"[]")
+    assert verify_shards(out) == ["notes.json: sha256 differs from the manifest"]
+    with pytest.raises(ValueError, match="extra file names"):
+        write_shards(good, tmp_path / "x", root, "val", "v", extra_files={"manifest.json": b""})

@@ -1,0 +1,240 @@
+"""The dataset assets through Dagster: layout, metadata, checks, Hugging Face loading, rebuilds and data versions."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from assets.dataset import (
+    DATASET_ASSETS,
+    DATASET_CHECKS,
+    SCENE_ASSETS,
+    eval_sets_verified,
+    task_samples,
+    training_shards_verified,
+)
+from ops.dataset import EVAL_FIELDS, eval_set_dir, read_scan2cap_corpus, train_shards_dir
+from ops.samples import MULTI3DREFER_TEMPLATES, QA_SUFFIX, load_scene_context
+from ops.shards import iter_rows, read_manifest, shard_files
+from pipelines.definitions import defs
+from resources.storage import StorageRoot
+
+RUN_CONFIG = {
+    "ops": {
+        "task_samples": {"config": {"variants": ["marked", "unmarked"], "seed": 0}},
+        "training_shards": {"config": {"target_shard_mb": 0.3}},
+        "eval_sets": {"config": {"image_mode": "bytes"}},
+    }
+}
+
+
+def _materialise(storage: StorageRoot, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
+    result = dg.materialize([*DATASET_ASSETS, *DATASET_CHECKS], resources={"storage": storage}, instance=instance,
+                            run_config=RUN_CONFIG)  # fmt: skip
+    assert result.success
+    return result
+
+
+def _versions(instance: dg.DagsterInstance) -> dict[str, str]:
+    out = {}
+    for asset in ("task_samples", "training_shards", "eval_sets"):
+        event = instance.get_latest_materialization_event(dg.AssetKey(asset))
+        out[asset] = event.asset_materialization.tags["dagster/data_version"]
+    return out
+
+
+def _tree(folder: Path) -> dict[str, str]:
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def built(prepared_scenes, tmp_path_factory):
+    """A private copy of the prepared scenes (tests change it), the dataset materialised once on a fresh instance."""
+    base = tmp_path_factory.mktemp("dataset_assets")
+    shutil.copytree(prepared_scenes.base, base, dirs_exist_ok=True)
+    storage = StorageRoot(root=str(base / "root"), raw_root=str(base / "raw"))
+    instance = dg.DagsterInstance.ephemeral()
+    result = _materialise(storage, instance)
+    return storage, instance, result, prepared_scenes.truth
+
+
+def _materialisation(result, asset: str):
+    return next(e.event_specific_data.materialization for e in result.get_asset_materialization_events()
+                if e.event_specific_data.materialization.asset_key == dg.AssetKey(asset))  # fmt: skip
+
+
+def test_assets_write_the_documented_layout_with_rich_metadata(built):
+    storage, _, result, truth = built
+    dataset = storage.dataset_dir
+    assert sorted(p.name for p in (dataset / "samples").iterdir()) == [
+        "index.json", "train_marked.jsonl", "train_unmarked.jsonl", "val_marked.jsonl", "val_scan2cap_corpus.json",
+        "val_unmarked.jsonl"]  # fmt: skip
+    for variant in ("marked", "unmarked"):
+        assert read_manifest(train_shards_dir(dataset, variant))["split"] == "train"
+        assert (eval_set_dir(dataset, variant) / "scan2cap_corpus.json").is_file()
+
+    samples = _materialisation(result, "task_samples").metadata
+    index = json.loads((dataset / "samples" / "index.json").read_text())
+    assert samples["data_version"].value == index["data_version"]
+    assert samples["train_scenes"].value == 1 and samples["val_scenes"].value == 1
+    rows = samples["rows_per_task"].value
+    assert set(rows) == {"train", "val"} and all(n > 0 for split in rows.values() for n in split.values())
+    table = samples["kept_dropped"].value
+    assert table.startswith("| split | task | records | kept | rows | dropped | dropped by reason |")
+    assert table.count("\n| train |") == table.count("\n| val |") == 5
+    assert samples["preview"].value.count("](data:image/jpeg;base64,") == 9  # BEV + 8 frames, as thumbnails
+
+    shards = _materialisation(result, "training_shards")
+    manifests = {v: read_manifest(train_shards_dir(dataset, v)) for v in ("marked", "unmarked")}
+    assert shards.metadata["data_versions"].value == {v: m["data_version"] for v, m in manifests.items()}
+    assert shards.tags["dagster/data_version"] == shards.metadata["data_version"].value
+    assert shards.metadata["num_files"].value == sum(len(m["files"]) for m in manifests.values()) > 2
+    assert shards.metadata["shard_files"].value.count(".parquet") == shards.metadata["num_files"].value
+    assert shards.metadata["rows_per_task"].value == {v: m["tasks"] for v, m in manifests.items()}
+    preview = shards.metadata["preview"].value
+    assert "data:image/jpeg;base64," in preview and "**Assistant**" in preview
+    evaluation = _materialisation(result, "eval_sets")
+    assert evaluation.tags["dagster/data_version"] == evaluation.metadata["data_version"].value
+    assert evaluation.metadata["data_versions"].value["marked"] == read_manifest(eval_set_dir(dataset, "marked"))[
+        "data_version"]  # fmt: skip
+
+
+def test_checks_pass_and_fail_on_a_corrupted_shard(built, tmp_path):
+    storage, _, result, _ = built
+    evaluations = {e.event_specific_data.check_name: e.event_specific_data for e in result.all_events
+                   if e.event_type_value == "ASSET_CHECK_EVALUATION"}  # fmt: skip
+    assert set(evaluations) == {"samples_account_for_every_record", "training_shards_verified", "eval_sets_verified"}
+    assert all(ev.passed for ev in evaluations.values()), evaluations
+    assert evaluations["training_shards_verified"].metadata["rows_checked"].value["marked"] > 0
+
+    # The same checks on a copy whose shard and corpus are tampered with.
+    copy = StorageRoot(root=str(tmp_path / "root"), raw_root=storage.raw_root)
+    shutil.copytree(storage.root_path, copy.root_path)
+    shard = Path(shard_files(train_shards_dir(copy.dataset_dir, "unmarked"))[0])
+    shard.write_bytes(shard.read_bytes()[:-1] + b"\x00")
+    (eval_set_dir(copy.dataset_dir, "marked") / "scan2cap_corpus.json").write_text("{}")
+    checks = dg.materialize([*DATASET_ASSETS, *DATASET_CHECKS], resources={"storage": copy}, raise_on_error=False,
+                            selection=dg.AssetSelection.checks(training_shards_verified, eval_sets_verified))  # fmt: skip
+    failed = {e.event_specific_data.check_name: e.event_specific_data.metadata["problems"].value
+              for e in checks.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"
+              and not e.event_specific_data.passed}  # fmt: skip
+    assert list(failed["training_shards_verified"]) == ["unmarked"]
+    assert "sha256 differs from the manifest" in failed["training_shards_verified"]["unmarked"][0]
+    assert failed["eval_sets_verified"] == {"marked": ["scan2cap_corpus.json: sha256 differs from the manifest"]}
+    assert not checks.get_asset_materialization_events()  # only the checks ran
+
+
+def test_hf_datasets_loads_the_training_shards(built, tmp_path, monkeypatch):
+    storage, _, _, _ = built
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    import datasets
+
+    for variant, n_images in (("marked", 9), ("unmarked", 8)):
+        out = train_shards_dir(storage.dataset_dir, variant)
+        dataset = datasets.load_dataset("parquet", data_files=shard_files(out), split="train",
+                                        cache_dir=str(tmp_path / "hf" / variant))  # fmt: skip
+        assert len(dataset) == read_manifest(out)["num_rows"] > 0
+        for row in dataset:
+            user = row["messages"][0]["content"]
+            assert user.count("<image>") == len(row["images"]) == n_images, row["sample_id"]
+
+
+def test_golden_rows_from_the_synthetic_annotation_files(built):
+    """Shard rows against the published-schema files they came from: every task, Multi3DRefer with 0/1/many."""
+    storage, _, _, truth = built
+    ann = storage.annotations_dir
+    scene_id = truth.train_ids[0]
+    context = load_scene_context(storage.root_path, storage.raw_scene_dir(scene_id))
+    marker = {oid: k for k, oid in enumerate(context.object_ids)}  # GT instances: ScanNet objectId → marker ID
+    rows = {r["sample_id"]: r for r in iter_rows(train_shards_dir(storage.dataset_dir, "marked"))}
+
+    def turn(row):
+        user, answer = (m["content"] for m in row["messages"])
+        assert user.startswith("<image>" * 9) and len(row["images"]) == 9
+        return user[len("<image>") * 9 :], answer
+
+    seen = set()
+    for record in json.loads((ann / "multi3drefer_train.json").read_text()):
+        prompt, answer = turn(rows[f"multi3drefer-{scene_id}-{record['ann_id']}"])
+        description = record["description"].strip().rstrip(".!?,;").rstrip()
+        assert prompt in {t.replace("<description>", description) for t in MULTI3DREFER_TEMPLATES}
+        ids = sorted(marker[int(o)] for o in record["object_ids"])
+        tokens = [f"<OBJ{i:03d}>" for i in ids]
+        if len(tokens) == 0:
+            assert answer == "No.", record
+        elif len(tokens) == 1:
+            assert answer == f"Yes. {tokens[0]}.", record
+        elif len(tokens) == 2:
+            assert answer == f"Yes. {tokens[0]} and {tokens[1]}.", record
+        else:
+            assert answer == f"Yes. {', '.join(tokens[:-1])}, and {tokens[-1]}.", record
+        seen.add(min(len(ids), 3))
+    assert seen == {0, 1, 2, 3}  # zero, one, two and several targets all covered
+
+    for record in json.loads((ann / "ScanRefer_filtered_train.json").read_text()):
+        _, answer = turn(rows[f"scanrefer-{scene_id}-{record['object_id']}-{record['ann_id']}"])
+        assert answer == f"<OBJ{marker[int(record['object_id'])]:03d}>."
+    for record in json.loads((ann / "ScanQA_v1.0_train.json").read_text()):
+        prompt, answer = turn(rows[f"scanqa-{scene_id}-{record['question_id']}-0"])
+        assert prompt == record["question"] + QA_SUFFIX
+        assert answer == record["answers"][0].capitalize() + ("" if record["answers"][0].endswith(".") else ".")
+    questions = json.loads((ann / "v1_balanced_questions_train_scannetv2.json").read_text())["questions"]
+    for record in questions:
+        prompt, _ = turn(rows[f"sqa3d-{scene_id}-{record['question_id']}"])
+        situations = [record["situation"], *record["alternative_situation"]]
+        assert prompt in {f"{s} {record['question']}{QA_SUFFIX}" for s in situations}
+    captions = [r for r in rows.values() if r["task"] == "scan2cap"]
+    assert captions and all(turn(r)[1][0].isupper() for r in captions)
+
+
+def test_eval_set_rows_carry_what_scoring_needs(built):
+    storage, _, _, _ = built
+    out = eval_set_dir(storage.dataset_dir, "marked")
+    corpus = read_scan2cap_corpus(out)
+    rows = list(iter_rows(out))
+    assert {r["task"] for r in rows} == set(EVAL_FIELDS)
+    for row in rows:
+        assert set(EVAL_FIELDS[row["task"]]) <= set(row["eval"]), row["sample_id"]
+    m3d = [r["eval"] for r in rows if r["task"] == "multi3drefer"]
+    assert {e["eval_type"] for e in m3d} == {"zt_wo_d", "zt_w_d", "st_wo_d", "st_w_d", "mt"}
+    assert all(len(e["gt_boxes"]) == len(e["object_ids"]) for e in m3d)
+    assert {r["eval"]["key"] for r in rows if r["task"] == "scan2cap"} <= set(corpus)
+
+
+def test_rebuild_is_identical_and_one_changed_scene_changes_the_version(built):
+    storage, instance, _, truth = built
+    before_versions, before_tree = _versions(instance), _tree(storage.dataset_dir)
+    _materialise(storage, instance)
+    assert _versions(instance) == before_versions
+    assert _tree(storage.dataset_dir) == before_tree
+
+    frame = storage.scene_dir(truth.train_ids[0]) / "frames" / "frame_03.jpg"
+    data = bytearray(frame.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    frame.write_bytes(bytes(data))
+    _materialise(storage, instance)
+    after = _versions(instance)
+    assert after["training_shards"] != before_versions["training_shards"]  # the train scene's frame is embedded
+    assert after["task_samples"] == before_versions["task_samples"]  # samples name images, they do not hold them
+    assert after["eval_sets"] == before_versions["eval_sets"]  # the val scene did not change
+    changed = {path for path, digest in _tree(storage.dataset_dir).items() if before_tree.get(path) != digest}
+    assert changed and all(p.startswith("shards/train_marked/") for p in changed)  # unmarked uses raw_XX.jpg
+
+
+def test_definitions_wire_the_dataset_assets_to_every_scene():
+    graph = defs.resolve_asset_graph()
+    parents = graph.get(task_samples.key).parent_keys
+    assert set(SCENE_ASSETS) <= parents and dg.AssetKey("bev_image") in parents
+    assert graph.get(dg.AssetKey("bev_image")).partitions_def is not None
+    assert graph.get(task_samples.key).partitions_def is None
+    job = defs.resolve_job_def("dataset_job")
+    assert {node.name for node in job.graph.node_defs} >= {"task_samples", "training_shards", "eval_sets"}
+    assert {c.name for c in defs.resolve_asset_graph().asset_check_keys} >= {
+        "samples_account_for_every_record", "training_shards_verified", "eval_sets_verified"}  # fmt: skip
