@@ -1,0 +1,66 @@
+"""Score tables: every metric beside the paper's numbers and other runs, the ablation table, headline metrics.
+
+Scores are fractions as the scorers return them (CIDEr raw); tables print them x100 like the papers do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from ops.metrics.eval_sets import BENCHMARKS
+
+Scores = Mapping[str, Mapping[str, float]]
+
+# GPT4Scene-HDM (Qwen2-VL-7B, 32 frames @512, full fine-tuning), x100: DESIGN.md §6 / GPT4SCENE.md §6.
+PAPER_REFERENCE: dict[str, dict[str, float]] = {
+    "scanqa": {"bleu1": 44.4, "bleu4": 15.5, "meteor": 18.9, "rouge_l": 46.5, "cider": 96.3},
+    "sqa3d": {"em": 60.6, "em_refined": 63.3},
+    "scanrefer": {"acc@0.25": 62.6, "acc@0.50": 57.0},
+    "multi3drefer": {"f1@0.25": 64.5, "f1@0.50": 59.8},
+    "scan2cap": {"cider@0.50": 86.3, "bleu4@0.50": 40.6, "bleu4@0.25": 43.1},
+}
+# One number per benchmark for comparisons (the asset check, the ablation summary, UI plots).
+HEADLINE: dict[str, str] = {"scanqa": "cider", "sqa3d": "em", "scanrefer": "acc@0.25", "multi3drefer": "f1@0.25",
+                            "scan2cap": "cider@0.50"}  # fmt: skip
+
+
+def _cell(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.1f}"
+
+
+def comparison_table(runs: Mapping[str, Scores], paper: bool = True) -> str:
+    """Markdown: one row per (benchmark, metric) of the first run, one column per run (x100), and the paper's
+    number where it reports one."""
+    names = list(runs)
+    header = ["benchmark", "metric", *(["paper (HDM)"] if paper else []), *names]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    first = runs[names[0]]
+    for task in [t for t in BENCHMARKS if t in first]:
+        for metric in first[task]:
+            reference = PAPER_REFERENCE.get(task, {}).get(metric)
+            cells = [task, metric, *([("–" if reference is None else f"{reference:.1f}")] if paper else [])]
+            cells += [_cell(runs[name].get(task, {}).get(metric)) for name in names]
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def ablation_table(variants: Mapping[str, Scores]) -> str:
+    """Markdown: the paper's ablation layout, one column per eval-set variant of the same checkpoint, the headline
+    metric of each benchmark plus ScanQA's METEOR and ROUGE-L (the metrics the paper's ablations print)."""
+    rows = [("scanqa", "meteor"), ("scanqa", "rouge_l"), *HEADLINE.items()]
+    names = list(variants)
+    lines = ["| benchmark | metric | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
+    for task, metric in dict.fromkeys(rows):
+        lines.append(f"| {task} | {metric} | " + " | ".join(_cell(variants[n].get(task, {}).get(metric))
+                                                          for n in names) + " |")  # fmt: skip
+    return "\n".join(lines)
+
+
+def headline(scores: Scores) -> dict[str, float]:
+    """``{benchmark: headline metric}`` of the benchmarks present."""
+    return {task: float(scores[task][metric]) for task, metric in HEADLINE.items() if metric in scores.get(task, {})}
+
+
+def missing_benchmarks(scores: Scores, expected: Sequence[str] = BENCHMARKS) -> list[str]:
+    """Benchmarks without their headline metric."""
+    return [task for task in expected if HEADLINE[task] not in scores.get(task, {})]
