@@ -208,6 +208,50 @@ def cmd_shards(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_score(args: argparse.Namespace) -> int:
+    from ops.atomic import write_json
+    from ops.errors import SceneInputError
+    from ops.metrics import JavaNotFoundError
+    from ops.metrics.eval_sets import load_any_eval_set, read_predictions, score_suite
+    from ops.metrics.report import comparison_table
+
+    predictions = Path(args.predictions)
+    try:
+        suite = load_any_eval_set(args.eval_set, args.root)
+        scores = score_suite(suite, read_predictions(predictions, args.task), scanrefer_fallback=args.scanrefer_fallback,
+                             tasks=args.benchmark or None)  # fmt: skip
+    except (SceneInputError, ValueError, JavaNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    out = Path(args.out) if args.out else (predictions if predictions.is_dir() else predictions.parent) / "scores.json"
+    write_json(out, {"eval_set": str(Path(args.eval_set).resolve()), "format": suite.kind,
+                     "items": suite.counts(), "scores": scores})  # fmt: skip
+    print(comparison_table({"score": scores}))
+    print(json.dumps(scores, indent=2))
+    _step(f"wrote {out}")
+    return 0
+
+
+def cmd_infer(args: argparse.Namespace) -> int:
+    from ops.inference import InferenceSettings, chunk_path, run_inference
+    from ops.vlm import load_vlm
+
+    settings = InferenceSettings(args.batch_size, args.max_new_tokens, args.image_max_side, args.num_chunks,
+                                 args.chunk_index, args.limit)  # fmt: skip
+    out = chunk_path(args.out, args.num_chunks, args.chunk_index)
+    vlm = load_vlm(args.model, args.adapter)
+    stats = run_inference(vlm, args.eval_set, out, settings, root=args.root, log=lambda m: print(f"   {m}", flush=True))
+    _step(f"{out}: {stats.generated} answered, {stats.skipped} already there ({stats.samples_per_second:.2f} samples/s)")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from ops.serving import serve
+
+    serve(args.model, args.adapter, args.port, args.name, args.image_max_side, args.max_tokens)
+    return 0
+
+
 def cmd_figures(args: argparse.Namespace) -> int:
     import json
 
@@ -297,6 +341,42 @@ def build_parser() -> argparse.ArgumentParser:
     shards.add_argument("--image-mode", choices=["bytes", "paths"], default="bytes")
     shards.add_argument("--sharegpt", action="store_true", help="also export the official ShareGPT JSON")
     shards.set_defaults(func=cmd_shards)
+
+    score = sub.add_parser("score", help="score predictions on the five benchmarks (ours or GPT4Scene's formats)")
+    score.add_argument("--predictions", required=True, help="predictions .jsonl, a GPT4Scene predictions_chunk_<i>.json, "
+                       "or a folder of qwenvl_<task>/ folders")  # fmt: skip
+    score.add_argument("--eval-set", required=True, help="our eval set folder, or GPT4Scene's evaluate/annotation/")
+    score.add_argument("--root", default=None, help="storage root (default: the one the eval set sits in)")
+    score.add_argument("--task", default=None, help="task of a single GPT4Scene predictions file outside qwenvl_<task>/")
+    score.add_argument("--benchmark", action="append", choices=["scanqa", "sqa3d", "scanrefer", "multi3drefer",
+                       "scan2cap"], help="score only these (repeatable; default all)")  # fmt: skip
+    score.add_argument("--scanrefer-fallback", choices=["zero", "random", "miss"], default="zero",
+                       help="ScanRefer answer without an ID: proposal 0 (GPT4Scene), random (Chat-Scene), or a miss")
+    score.add_argument("--out", default=None, help="scores JSON (default scores.json beside the predictions)")
+    score.set_defaults(func=cmd_score)
+
+    infer = sub.add_parser("infer", help="predictions JSONL of a model on an eval set (batched, resumable, chunked)")
+    infer.add_argument("--model", required=True, help="saved Hugging Face model folder")
+    infer.add_argument("--adapter", default=None, help="PEFT adapter folder on top of --model")
+    infer.add_argument("--eval-set", required=True)
+    infer.add_argument("--root", default=None, help="storage root (eval sets with image paths)")
+    infer.add_argument("--out", required=True, help="folder for predictions_chunk_<i>_of_<C>.jsonl")
+    infer.add_argument("--batch-size", type=int, default=8)
+    infer.add_argument("--max-new-tokens", type=int, default=128)
+    infer.add_argument("--image-max-side", type=int, default=512)
+    infer.add_argument("--num-chunks", type=int, default=1, help="split the rows over this many processes/GPUs")
+    infer.add_argument("--chunk-index", type=int, default=0)
+    infer.add_argument("--limit", type=int, default=None, help="only the first N rows (sample_id order)")
+    infer.set_defaults(func=cmd_infer)
+
+    serve = sub.add_parser("serve", help="OpenAI-compatible /v1/chat/completions for a checkpoint on 127.0.0.1")
+    serve.add_argument("--model", required=True, help="saved Hugging Face model folder")
+    serve.add_argument("--adapter", default=None, help="PEFT adapter folder on top of --model")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--name", default=None, help="model name clients send (default: the folder name)")
+    serve.add_argument("--image-max-side", type=int, default=512)
+    serve.add_argument("--max-tokens", type=int, default=128, help="answer cap when a request gives none")
+    serve.set_defaults(func=cmd_serve)
 
     figures = sub.add_parser("figures", help="BEV and a 2x4 contact sheet of marked frames of a prepared scene")
     figures.add_argument("scene", help="a prepared scene folder, e.g. data/scenes/scene0000_00")

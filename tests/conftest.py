@@ -27,3 +27,20 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     from ops.vlm import build_tiny_qwen2vl
 
     return build_tiny_qwen2vl(tmp_path_factory.mktemp("tiny_model") / "qwen2vl-tiny")
+
+
+@pytest.fixture(scope="session")
+def eval_data(tmp_path_factory):
+    """Prepared synthetic scenes with samples, shards and every eval-set variant (``fixtures_eval``), read-only."""
+    from fixtures_eval import build_eval_data
+
+    return build_eval_data(tmp_path_factory.mktemp("eval_data"))
+
+
+@pytest.fixture(scope="session")
+def caption_scorer():
+    """One pycocoevalcap scorer (one METEOR JVM, ~7 s to start) shared by the evaluation tests."""
+    from ops.metrics.captions import CaptionScorer
+
+    with CaptionScorer() as scorer:
+        yield scorer
