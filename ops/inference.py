@@ -240,3 +240,78 @@ def merge_predictions(paths: Iterable[str | Path], out_path: str | Path, expecte
                              f"{len(extra)} unexpected (e.g. {extra[:3]})")  # fmt: skip
     write_text(out_path, "".join(_line(rows[sample_id]) for sample_id in sorted(rows)))
     return len(rows)
+
+
+# -- models and processes -----------------------------------------------------------------------------------------
+
+
+def is_adapter_dir(path: str | Path) -> bool:
+    """A PEFT adapter folder (``adapter_config.json``), as opposed to full weights (``config.json``)."""
+    return (Path(path) / "adapter_config.json").is_file()
+
+
+def checkpoint_model_dirs(base_dir: str | Path, checkpoint_dir: str | Path) -> tuple[Path, Path | None]:
+    """(model folder, adapter folder or None) to load a checkpoint: an adapter goes on top of the base model; full
+    weights load on their own."""
+    checkpoint_dir = Path(checkpoint_dir)
+    if is_adapter_dir(checkpoint_dir):
+        return Path(base_dir), checkpoint_dir
+    if (checkpoint_dir / "config.json").is_file():
+        return checkpoint_dir, None
+    raise FileNotFoundError(f"{checkpoint_dir}: neither a PEFT adapter (adapter_config.json) nor a model (config.json)")
+
+
+def model_fingerprint(*dirs: str | Path | None) -> str:
+    """sha256 over the name, size and sha256 of every file of the given model/adapter folders: what decides a
+    model's answers, so predictions made by another model are never resumed."""
+    import hashlib
+
+    entries = []
+    for folder in (Path(d) for d in dirs if d is not None):
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            with open(path, "rb") as handle:
+                digest = hashlib.file_digest(handle, "sha256").hexdigest()
+            entries.append(f"{path.relative_to(folder).as_posix()}\t{path.stat().st_size}\t{digest}")
+    return hashlib.sha256("\n".join(entries).encode("utf-8")).hexdigest()
+
+
+def chunk_command(model_dir: str | Path, adapter_dir: str | Path | None, eval_dir: str | Path, out_dir: str | Path,
+                  settings: InferenceSettings, root: str | Path | None = None) -> list[str]:  # fmt: skip
+    """The ``gpt4scene infer`` command line of ``settings``' chunk (run by ``run_chunk_processes``)."""
+    import sys
+
+    command = [sys.executable, "-m", "pipelines.cli", "infer", "--model", str(model_dir), "--eval-set", str(eval_dir),
+               "--out", str(out_dir), "--batch-size", str(settings.batch_size), "--max-new-tokens",
+               str(settings.max_new_tokens), "--image-max-side", str(settings.image_max_side), "--num-chunks",
+               str(settings.num_chunks), "--chunk-index", str(settings.chunk_index)]  # fmt: skip
+    if adapter_dir is not None:
+        command += ["--adapter", str(adapter_dir)]
+    if root is not None:
+        command += ["--root", str(root)]
+    if settings.limit is not None:
+        command += ["--limit", str(settings.limit)]
+    return command
+
+
+def run_chunk_processes(commands: Sequence[list[str]], log_dir: str | Path, gpus: int = 0, log: Log = _no_log) -> None:
+    """Run one process per chunk at once (chunk i on GPU ``i % gpus`` when there are GPUs) and wait for all; a
+    failed chunk raises with the tail of its log (``<log_dir>/chunk_<i>.log``)."""
+    import subprocess
+
+    log_dir = Path(log_dir)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    running = []
+    for index, command in enumerate(commands):
+        env = dict(os.environ)
+        if gpus > 0:
+            env["CUDA_VISIBLE_DEVICES"] = str(index % gpus)
+        log_path = log_dir / f"chunk_{index}.log"
+        with open(log_path, "wb") as out:
+            running.append((index, log_path, subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)))
+        log(f"chunk {index}: started ({'GPU ' + env['CUDA_VISIBLE_DEVICES'] if gpus else 'CPU'})")
+    failed = []
+    for index, log_path, process in running:
+        if process.wait() != 0:
+            failed.append(f"chunk {index} exited {process.returncode}: {log_path.read_text(errors='replace')[-800:]}")
+    if failed:
+        raise RuntimeError("inference chunks failed:\n" + "\n".join(failed))

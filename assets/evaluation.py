@@ -1,0 +1,277 @@
+"""Evaluation assets: `predictions` (the checkpoint and the base model answering the eval sets) → `eval_scores`.
+
+Runs: the fine-tuned checkpoint on every eval-set variant present (`finetuned_marked`, `finetuned_no_bev`,
+`finetuned_unmarked`: the paper's ablations, same checkpoint) and the untrained base model on `marked`
+(`base_marked`). Layout under the storage root:
+
+    evaluation/predictions/<run>/predictions.jsonl       merged, sorted by sample id (ops.inference format)
+    evaluation/predictions/<run>/predictions_chunk_*     the chunk files a run resumes from
+    evaluation/predictions/<run>/run.json                model fingerprint, eval-set version, settings, complete flag
+    evaluation/predictions/index.json                    written last: the runs of the last materialisation
+    evaluation/scores/<run>/<benchmark>.json             one JSON per benchmark (DESIGN §3)
+    evaluation/scores/summary.json                       written last: every run's scores
+
+A run resumes its chunk files only when its model fingerprint, eval-set data version and generation settings are
+unchanged; otherwise its folder is cleared first. Data versions are content hashes of the merged predictions and of
+the scores.
+"""
+
+
+import hashlib
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+from pydantic import Field
+
+from ops.atomic import canonical_json, write_json, write_text
+from ops.inference import (
+    InferenceSettings,
+    checkpoint_model_dirs,
+    chunk_command,
+    chunk_path,
+    merge_predictions,
+    model_fingerprint,
+    read_eval_rows,
+    read_prediction_rows,
+    run_chunk_processes,
+    run_inference,
+)
+from ops.metrics.captions import CaptionScorer
+from ops.metrics.eval_sets import load_eval_set, read_predictions, score_suite
+from ops.metrics.report import HEADLINE, ablation_table, comparison_table, headline, missing_benchmarks
+from ops.samples import VARIANTS
+from ops.shards import read_manifest
+from resources.storage import StorageRoot
+
+BASE_MODEL_DIR = "models/base"  # the `base_model` asset's HF model folder
+CHECKPOINT_DIR = "models/checkpoint"  # the `checkpoint` asset's PEFT adapter (or full weights) + lineage.json
+PREDICTIONS_DIR = "evaluation/predictions"
+SCORES_DIR = "evaluation/scores"
+REFERENCE_RUN, BASE_RUN = "finetuned_marked", "base_marked"
+
+
+class PredictionsConfig(dg.Config):
+    """Launchpad settings of inference (defaults as GPT4Scene's `infer.py`: greedy, 128 new tokens, 512 px)."""
+
+    variants: list[str] = Field(default=list(VARIANTS), description="eval-set variants the checkpoint answers "
+                                "(those not built are skipped)")  # fmt: skip
+    include_base_model: bool = Field(default=True, description="also answer the marked set with the untrained base")
+    batch_size: int = Field(default=8, ge=1)
+    max_new_tokens: int = Field(default=128, ge=1)
+    image_max_side: int = Field(default=512, ge=1, description="long side the images are capped at, px")
+    num_chunks: int = Field(default=1, ge=1, description="split each run over this many processes (one per GPU)")
+    limit: int = Field(default=0, ge=0, description="only the first N rows of each eval set (0: all)")
+
+    def settings(self) -> InferenceSettings:
+        return InferenceSettings(self.batch_size, self.max_new_tokens, self.image_max_side, self.num_chunks, 0,
+                                 self.limit or None)  # fmt: skip
+
+
+def _runs(storage: StorageRoot, config: PredictionsConfig) -> list[tuple[str, str, Path, Path | None]]:
+    """(run name, variant, model folder, adapter folder) of every run whose eval set exists."""
+    root = storage.root_path
+    model_dir, adapter_dir = checkpoint_model_dirs(root / BASE_MODEL_DIR, root / CHECKPOINT_DIR)
+    runs = [(f"finetuned_{v}", v, model_dir, adapter_dir) for v in config.variants
+            if (storage.dataset_dir / "eval" / f"val_{v}" / "manifest.json").is_file()]  # fmt: skip
+    if config.include_base_model and any(v == "marked" for _, v, _, _ in runs):
+        runs.append((BASE_RUN, "marked", root / BASE_MODEL_DIR, None))
+    if not runs:
+        raise FileNotFoundError(f"no eval set of variants {config.variants} under {storage.dataset_dir / 'eval'}")
+    return runs
+
+
+def _sha256_file(path: Path) -> str:
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def _answer_run(context: dg.AssetExecutionContext, storage: StorageRoot, settings: InferenceSettings, run: str,
+                variant: str, model_dir: Path, adapter_dir: Path | None, vlms: dict) -> dict[str, Any]:  # fmt: skip
+    eval_dir = storage.dataset_dir / "eval" / f"val_{variant}"
+    out_dir = storage.root_path / PREDICTIONS_DIR / run
+    identity = {"model": model_fingerprint(model_dir, adapter_dir), "eval_set": read_manifest(eval_dir)["data_version"],
+                "settings": {k: v for k, v in settings.__dict__.items() if k != "chunk_index"}}  # fmt: skip
+    run_file = out_dir / "run.json"
+    previous = json.loads(run_file.read_text()) if run_file.is_file() else None
+    if previous is None or {k: previous.get(k) for k in identity} != identity:
+        shutil.rmtree(out_dir, ignore_errors=True)  # another model, eval set or settings: nothing to resume
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_json(out_dir / "run.json", {**identity, "complete": False})
+    started = time.perf_counter()
+    if settings.num_chunks == 1:
+        key = (model_dir, adapter_dir)
+        if key not in vlms:
+            from ops.vlm import load_vlm
+
+            vlms.clear()  # one model in memory at a time
+            vlms[key] = load_vlm(model_dir, adapter_dir)
+        stats = run_inference(vlms[key], eval_dir, chunk_path(out_dir, 1, 0), settings, storage.root_path,
+                              log=context.log.info)  # fmt: skip
+        generated = stats.generated
+    else:
+        import torch
+
+        before = sum(len(read_prediction_rows(chunk_path(out_dir, settings.num_chunks, i)))
+                     for i in range(settings.num_chunks))  # fmt: skip
+        commands = [chunk_command(model_dir, adapter_dir, eval_dir, out_dir,
+                                  InferenceSettings(**{**settings.__dict__, "chunk_index": i}), storage.root_path)
+                    for i in range(settings.num_chunks)]  # fmt: skip
+        run_chunk_processes(commands, out_dir / "logs", torch.cuda.device_count(), log=context.log.info)
+        generated = sum(len(read_prediction_rows(chunk_path(out_dir, settings.num_chunks, i)))
+                        for i in range(settings.num_chunks)) - before  # fmt: skip
+    seconds = time.perf_counter() - started
+    expected = [r.sample_id for r in read_eval_rows(eval_dir)[: settings.limit]]
+    merged = out_dir / "predictions.jsonl"
+    rows = merge_predictions([chunk_path(out_dir, settings.num_chunks, i) for i in range(settings.num_chunks)],
+                             merged, expected)  # fmt: skip
+    write_json(out_dir / "run.json", {**identity, "complete": True, "rows": rows})
+    context.log.info(f"{run}: {rows} predictions ({generated} new in {seconds:.1f} s)")
+    return {"variant": variant, "rows": rows, "generated": generated, "seconds": round(seconds, 2),
+            "samples_per_second": round(generated / seconds, 3) if generated and seconds > 0 else None,
+            "predictions": str(merged), "sha256": _sha256_file(merged), "model": identity["model"],
+            "eval_set": identity["eval_set"], "adapter": str(adapter_dir) if adapter_dir else None}  # fmt: skip
+
+
+def _answers_preview(path: Path, per_task: int = 2) -> str:
+    lines = ["| task | sample | answer |", "|---|---|---|"]
+    seen: dict[str, int] = {}
+    for row in read_prediction_rows(path):
+        if seen.get(row["task"], 0) < per_task:
+            seen[row["task"]] = seen.get(row["task"], 0) + 1
+            answer = row["answer"].replace("|", "\\|").replace("\n", " ")[:120]
+            lines.append(f"| {row['task']} | `{row['sample_id']}` | {answer} |")
+    return "\n".join(lines)
+
+
+@dg.asset(deps=["checkpoint", "base_model", "eval_sets"], kinds={"pytorch", "json"}, group_name="evaluation")
+def predictions(context: dg.AssetExecutionContext, config: PredictionsConfig,
+                storage: StorageRoot) -> dg.MaterializeResult:  # fmt: skip
+    """Greedy answers of the fine-tuned checkpoint on every eval-set variant and of the untrained base model on the
+    marked set: `evaluation/predictions/<run>/predictions.jsonl` (batched, resumable, optionally chunked)."""
+    settings = config.settings()
+    vlms: dict = {}
+    runs = {run: _answer_run(context, storage, settings, run, variant, model_dir, adapter_dir, vlms)
+            for run, variant, model_dir, adapter_dir in _runs(storage, config)}  # fmt: skip
+    version = hashlib.sha256(canonical_json({r: info["sha256"] for r, info in runs.items()}).encode()).hexdigest()
+    write_json(storage.root_path / PREDICTIONS_DIR / "index.json", {"runs": runs, "data_version": version})
+    first = next(iter(runs.values()))
+    return dg.MaterializeResult(
+        metadata={
+            "runs": dg.MetadataValue.json(runs),
+            "num_rows": sum(info["rows"] for info in runs.values()),
+            "samples_per_second": dg.MetadataValue.json({r: info["samples_per_second"] for r, info in runs.items()}),
+            "path": dg.MetadataValue.path(str(storage.root_path / PREDICTIONS_DIR)),
+            "preview": dg.MetadataValue.md(_answers_preview(Path(first["predictions"]))),
+            "data_version": dg.MetadataValue.text(version),
+        },
+        data_version=dg.DataVersion(version),
+    )
+
+
+def compare_to_base(finetuned: dict[str, dict[str, float]], base: dict[str, dict[str, float]]
+                    ) -> tuple[bool, dict[str, float]]:  # fmt: skip
+    """(fine-tuned at least matches base, per-benchmark headline delta): passes when the mean headline metric over
+    the benchmarks both have is no lower than the base model's."""
+    ours, theirs = headline(finetuned), headline(base)
+    shared = [task for task in ours if task in theirs]
+    deltas = {task: round(ours[task] - theirs[task], 6) for task in shared}
+    return bool(shared) and sum(deltas.values()) >= 0, deltas
+
+
+@dg.asset(
+    deps=[predictions],
+    kinds={"python", "json"},
+    group_name="evaluation",
+    check_specs=[
+        dg.AssetCheckSpec("all_benchmarks_scored", asset="eval_scores",
+                          description="Every run has scores for all five benchmarks."),
+        dg.AssetCheckSpec("finetuned_matches_base", asset="eval_scores",
+                          description="On the marked val set the fine-tuned checkpoint's mean headline metric is at "
+                          "least the untrained base model's."),
+    ],  # fmt: skip
+)
+def eval_scores(context: dg.AssetExecutionContext, storage: StorageRoot) -> dg.MaterializeResult:
+    """The five benchmarks' metrics of every prediction run (`evaluation/scores/<run>/<benchmark>.json`), beside the
+    paper's numbers and the base model's, and the ablation table over the eval-set variants."""
+    started = time.perf_counter()
+    runs = _indexed_runs(storage)
+    scores: dict[str, dict[str, dict[str, float]]] = {}
+    suites: dict[str, Any] = {}
+    with CaptionScorer() as scorer:  # one METEOR JVM for every run
+        for run, info in runs.items():
+            variant = info["variant"]
+            if variant not in suites:
+                suites[variant] = load_eval_set(storage.dataset_dir / "eval" / f"val_{variant}", storage.root_path)
+            scores[run] = score_suite(suites[variant], read_predictions(info["predictions"]), scorer)
+    out = storage.root_path / SCORES_DIR
+    for run, benchmarks in scores.items():
+        for task, metrics in benchmarks.items():
+            write_json(out / run / f"{task}.json", {
+                "benchmark": task, "run": run, "metrics": metrics, "items": suites[runs[run]["variant"]].counts()[task],
+                "predictions": runs[run]["predictions"], "predictions_sha256": runs[run]["sha256"],
+                "eval_set": runs[run]["eval_set"], "model": runs[run]["model"],
+            })  # fmt: skip
+    summary = {"runs": {run: {**runs[run], "scores": scores[run]} for run in scores}}
+    write_json(out / "summary.json", summary)
+    version = hashlib.sha256(canonical_json(scores).encode()).hexdigest()
+    write_text(out / "scores.md", _report(scores))
+
+    missing = {run: missing_benchmarks(s) for run, s in scores.items() if missing_benchmarks(s)}
+    checks = [dg.AssetCheckResult(check_name="all_benchmarks_scored", passed=not missing,
+                                  metadata={"missing": dg.MetadataValue.json(missing),
+                                            "runs": dg.MetadataValue.json(sorted(scores))})]  # fmt: skip
+    if REFERENCE_RUN in scores and BASE_RUN in scores:
+        passed, deltas = compare_to_base(scores[REFERENCE_RUN], scores[BASE_RUN])
+        checks.append(dg.AssetCheckResult(check_name="finetuned_matches_base", passed=passed,
+                                          severity=dg.AssetCheckSeverity.WARN,
+                                          metadata={"headline_delta": dg.MetadataValue.json(deltas)}))  # fmt: skip
+    else:
+        checks.append(dg.AssetCheckResult(check_name="finetuned_matches_base", passed=False,
+                                          severity=dg.AssetCheckSeverity.WARN,
+                                          description=f"needs both {REFERENCE_RUN} and {BASE_RUN} runs"))  # fmt: skip
+    reference = scores.get(REFERENCE_RUN) or next(iter(scores.values()))
+    return dg.MaterializeResult(
+        metadata={
+            "scores": dg.MetadataValue.md(_comparison(scores)),
+            "ablation": dg.MetadataValue.md(ablation_table({r.removeprefix("finetuned_"): s for r, s in scores.items()
+                                                            if r.startswith("finetuned_")})),  # fmt: skip
+            **{f"{task}/{HEADLINE[task]}": float(value) for task, value in headline(reference).items()},
+            "all_scores": dg.MetadataValue.json(scores),
+            "path": dg.MetadataValue.path(str(out)),
+            "seconds": round(time.perf_counter() - started, 2),
+        },
+        data_version=dg.DataVersion(version),
+        check_results=checks,
+    )
+
+
+def _indexed_runs(storage: StorageRoot) -> dict[str, dict[str, Any]]:
+    """The runs of the last `predictions` materialisation, each file checked against the sha256 it recorded."""
+    index_path = storage.root_path / PREDICTIONS_DIR / "index.json"
+    if not index_path.is_file():
+        raise FileNotFoundError(f"{index_path}: materialise `predictions` first")
+    runs = json.loads(index_path.read_text())["runs"]
+    for run, info in runs.items():
+        if _sha256_file(Path(info["predictions"])) != info["sha256"]:
+            raise ValueError(f"{info['predictions']} changed after `predictions` wrote it ({run}): rematerialise it")
+    return runs
+
+
+def _comparison(scores: dict[str, dict[str, dict[str, float]]]) -> str:
+    order = [r for r in (REFERENCE_RUN, BASE_RUN) if r in scores] or list(scores)
+    return comparison_table({r: scores[r] for r in order})
+
+
+def _report(scores: dict[str, dict[str, dict[str, float]]]) -> str:
+    variants = {r.removeprefix("finetuned_"): s for r, s in scores.items() if r.startswith("finetuned_")}
+    parts = ["# Scores (x100; CIDEr x100 too)", "", _comparison(scores), ""]
+    if variants:
+        parts += ["## Ablation: the same checkpoint on each eval-set variant", "", ablation_table(variants), ""]
+    return "\n".join(parts)
+
+
+EVALUATION_ASSETS = [predictions, eval_scores]
