@@ -34,6 +34,9 @@ _UPSTREAM = {
     "marked_frames": ["point_cloud", "instance_masks"],
 }
 _CHECKS = {"bev_not_blank": "bev_image", "frames_distinct": "marked_frames", "markers_complete": "marked_frames"}
+# Bump a stage's code version when what it writes changes (ops/ edits that alter artifacts): the rebuild sensor then
+# recomputes that stage for every scene (pipelines/schedules.py); unchanged stages are left alone.
+CODE_VERSIONS = {"point_cloud": "1", "instance_masks": "1", "bev_image": "1", "marked_frames": "1"}
 
 
 class VisualPromptsConfig(dg.Config):
@@ -72,7 +75,8 @@ def _failure_reason(exc: BaseException) -> str:
 @dg.multi_asset(
     specs=[
         dg.AssetSpec(stage, deps=_UPSTREAM[stage], description=_DESCRIPTIONS[stage], skippable=True,
-                     partitions_def=scene_partitions, kinds={"ray", "numpy"}, group_name="visual_prompts")
+                     code_version=CODE_VERSIONS[stage], partitions_def=scene_partitions, kinds={"ray", "numpy"},
+                     group_name="visual_prompts")
         for stage in STAGES
     ],  # fmt: skip
     check_specs=[dg.AssetCheckSpec(name, asset=stage) for name, stage in _CHECKS.items()],

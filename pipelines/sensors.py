@@ -8,6 +8,7 @@ from pathlib import Path
 import dagster as dg
 
 from assets.partitions import scene_partitions
+from pipelines.schedules import observe_raw_scans_job
 from ops.scannet import check_scene_dir
 from resources.storage import StorageRoot
 
@@ -36,9 +37,10 @@ def discover_scenes(scans_dir: Path) -> Discovery:
     return found
 
 
-@dg.sensor(minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
+@dg.sensor(minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING, job=observe_raw_scans_job)
 def scene_discovery_sensor(context: dg.SensorEvaluationContext, storage: StorageRoot) -> dg.SensorResult:
-    """Add new valid scans as `scenes` partitions; log every invalid folder with its reasons."""
+    """Add new valid scans as `scenes` partitions and request their observation (rebuild_sensor then builds
+    them); log every invalid folder with its reasons."""
     found = discover_scenes(storage.scans_dir)
     for name, problems in found.invalid.items():
         context.log.warning(f"invalid scene folder {name!r}: " + "; ".join(problems))
@@ -49,4 +51,7 @@ def scene_discovery_sensor(context: dg.SensorEvaluationContext, storage: Storage
             skip_reason=f"no new scenes ({len(found.valid)} valid, {len(found.invalid)} invalid under {storage.scans_dir})"
         )
     context.log.info(f"adding {len(new)} scene partitions: {', '.join(new)}")
-    return dg.SensorResult(dynamic_partitions_requests=[scene_partitions.build_add_request(new)])
+    return dg.SensorResult(
+        dynamic_partitions_requests=[scene_partitions.build_add_request(new)],
+        run_requests=[dg.RunRequest()],  # observe_raw_scans: fingerprints the new scenes
+    )
