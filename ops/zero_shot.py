@@ -57,7 +57,8 @@ TASK_INSTRUCTIONS = {
 _MARKDOWN = re.compile(r"(\*\*|__|`+|^#+\s*)", re.MULTILINE)
 _LABEL = re.compile(r"^\s*(final answer|answer|a)\s*[:：]\s*", re.IGNORECASE)
 # Enumerations deleted before bare integers are read as IDs (GPT4Scene's base-model parsing).
-_ENUMERATIONS = re.compile(r"Img_\d+|Image \d+|\b\d+\.(?!\d)", re.IGNORECASE)
+# GUESS: "\d+." counts as an enumeration when it starts a line or item ("1. the chair"), not a sentence-final "7.".
+_ENUMERATIONS = re.compile(r"Img_\d+|Image \d+|(?:^|(?<=[\s,;:]))\d+\.(?=\s)", re.IGNORECASE | re.MULTILINE)
 _INTEGER = re.compile(r"\b\d+\b")
 # Words whose final "s" is not a plural (the singular/plural rule's exceptions).
 _NOT_PLURAL = frozenset({"yes", "this", "is", "was", "has", "its", "his", "hers", "theirs", "ours", "yours", "less",
@@ -127,7 +128,7 @@ def strip_formatting(text: str) -> str:
     """Markdown emphasis and code marks, an ``Answer:`` label, surrounding quotes, and line breaks removed."""
     text = _MARKDOWN.sub("", text)
     text = " ".join(line.strip() for line in text.splitlines() if line.strip())
-    text = _LABEL.sub("", text).strip()
+    text = _LABEL.sub("", text.strip("\"'“”").strip()).strip()
     return text.strip("\"'“”").strip()
 
 
@@ -155,7 +156,7 @@ def postprocess_answer(task: str, text: str) -> str:
     IDs come from ``<OBJ###>`` tokens or, failing those, from bare integers once enumerations are deleted.
     Scan2Cap: formatting removed.
     """
-    text = strip_formatting(text)
+    raw, text = text, strip_formatting(text)
     if task in ("scanqa", "sqa3d"):
         text = re.split(r"(?<=[.!?])\s", text, maxsplit=1)[0].rstrip(".").lower()
         words = text.split()
@@ -163,7 +164,7 @@ def postprocess_answer(task: str, text: str) -> str:
     if task in ("scanrefer", "multi3drefer"):
         ids = [int(m.group(1)) for m in OBJECT_ID_PATTERN.finditer(text)]
         if not ids:
-            ids = [int(m.group(0)) for m in _INTEGER.finditer(_ENUMERATIONS.sub(" ", text)) if int(m.group(0)) < 1000]
+            ids = [int(m.group(0)) for m in _INTEGER.finditer(_ENUMERATIONS.sub(" ", raw)) if int(m.group(0)) < 1000]
         if task == "scanrefer":
             return f"{object_token(ids[0])}." if ids else text
         if not ids or re.match(r"^\s*no\b", text, re.IGNORECASE):
