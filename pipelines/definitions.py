@@ -10,7 +10,12 @@ from assets.partitions import scene_partitions
 from assets.raw_scans import raw_scan
 from assets.raw_scenes import scene_manifest, synthetic_scenes
 from assets.visual_prompts import visual_prompts
-from pipelines.schedules import dataset_rebuild_schedule, observe_raw_scans_job, rebuild_sensor, with_rebuild_conditions
+from pipelines.schedules import (
+    dataset_rebuild_schedule,
+    observe_raw_scans_job,
+    rebuild_sensor,
+    with_rebuild_conditions,
+)
 from pipelines.sensors import scene_discovery_sensor
 from resources.ray import SceneRay
 from resources.storage import StorageRoot
@@ -44,7 +49,12 @@ evaluation_job = dg.define_asset_job(
 )
 
 defs = dg.Definitions(
-    assets=[synthetic_scenes, raw_scan, *with_rebuild_conditions([scene_manifest, visual_prompts], DATASET_ASSETS), *EVALUATION_ASSETS],
+    assets=[
+        synthetic_scenes,
+        raw_scan,
+        *with_rebuild_conditions([scene_manifest, visual_prompts], DATASET_ASSETS),
+        *EVALUATION_ASSETS,
+    ],
     asset_checks=DATASET_CHECKS,
     jobs=[scene_job, visual_prompts_job, dataset_job, evaluation_job, observe_raw_scans_job],
     schedules=[dataset_rebuild_schedule],

@@ -9,7 +9,8 @@ How a rebuild flows (Declarative Automation, evaluated by the daemon):
    its upstream partition updated (an observation counts only if the data version changed), or the asset's
    `code_version` changed. Requests for many scenes become one backfill (one Ray run per contiguous range).
 3. `DATASET_REBUILD` on the dataset assets waits until no per-scene asset is requested or running, then rebuilds
-   once (samples, then shards and eval sets in the same run). A failed scene does not block it: the dataset assets use every prepared scene and report the rest.
+   once (samples, then shards and eval sets in the same run). A failed scene does not block it: the dataset
+   assets use every prepared scene and report the rest.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ dataset_rebuild_schedule = dg.ScheduleDefinition(
     job=observe_raw_scans_job,
     cron_schedule=REBUILD_CRON,
     default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Nightly: look for new or changed scans; rebuild_sensor recomputes only those scenes, then the dataset.",
+    description="Nightly: look for new or changed scans; rebuild_sensor then recomputes only those, then the dataset.",
 )
 
 

@@ -44,15 +44,16 @@ def browser() -> str:
 
 @pytest.mark.slow
 def test_materialise_bev_from_the_ui(browser, tmp_path):
-    root, home = tmp_path / "root", temp_dagster_home(tmp_path / "home")
+    # Automation off: the only runs are the upstream build below and the one launched from the UI.
+    root, home = tmp_path / "root", temp_dagster_home(tmp_path / "home", automation=False)
     storage = StorageRoot(root=str(root))
     generate_dataset(storage.raw_path, n_scenes=1, seed=11, n_frames=24, color_size=(160, 120), depth_size=(80, 60))
     # The scene is registered and its point cloud and instances exist, as after the sensor and a first build.
     instance = dg.DagsterInstance.from_config(str(home))
     instance.add_dynamic_partitions(scene_partitions.name, [SCENE])
     ray_tmp = tempfile.mkdtemp(prefix="g4s-ray-", dir="/tmp")  # short: Ray's unix sockets allow 107 bytes
-    upstream = dg.materialize([scene_manifest, visual_prompts], selection=["scene_manifest", "point_cloud", "instance_masks"],
-                              partition_key=SCENE, instance=instance,
+    upstream = dg.materialize([scene_manifest, visual_prompts], partition_key=SCENE, instance=instance,
+                              selection=["scene_manifest", "point_cloud", "instance_masks"],
                               resources={"storage": storage, "ray_cluster": SceneRay(temp_dir=ray_tmp)})  # fmt: skip
     assert upstream.success
     instance.dispose()
@@ -71,7 +72,8 @@ def test_materialise_bev_from_the_ui(browser, tmp_path):
     lines = driven.stdout.strip().splitlines()
     assert lines, f"driver printed nothing: {driven.stderr[-3000:]}"
     outcome = json.loads(lines[-1])
-    assert outcome["ok"], f"{outcome.get('error')}\n(screenshot: {SCREENSHOTS / 'failure.png'})\n" + server.log.read_text()[-3000:]
+    log = server.log.read_text()[-3000:]
+    assert outcome["ok"], f"{outcome.get('error')}\n(screenshot: {SCREENSHOTS / 'failure.png'})\n{log}"
     assert outcome["status"] == "SUCCESS"
     assert outcome["src_prefix"] == "data:image/png;base64," and outcome["natural_width"] > 100
     assert outcome["shown_width"] > 100
@@ -83,6 +85,7 @@ def test_materialise_bev_from_the_ui(browser, tmp_path):
         assert instance.get_materialized_partitions(dg.AssetKey("bev_image")) == {SCENE}
         run = instance.get_run_by_id(outcome["run_id"])
         assert run.tags.get("dagster/partition") == SCENE and run.asset_selection == {dg.AssetKey("bev_image")}
+        assert len(instance.get_runs()) == 2, [(r.job_name, r.asset_selection) for r in instance.get_runs()]
     finally:
         instance.dispose()
     assert (storage.scene_dir(SCENE) / "bev" / "bev.png").is_file()

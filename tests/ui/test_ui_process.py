@@ -39,5 +39,6 @@ def test_ui_binds_loopback_and_stops_cleanly_on_sigterm(tmp_path):
         assert {host for host, _ in addresses} == {"127.0.0.1"}, addresses
     finally:
         left, seconds = stop_ui(server, signum, timeout=15)
-    assert not left, f"still alive {seconds:.0f} s after {signum.name}: {sorted(left)}\n{server.log.read_text()[-3000:]}"
+    log = server.log.read_text()[-3000:]
+    assert not left, f"still alive {seconds:.0f} s after {signum.name}: {sorted(left)}\n{log}"
     assert server.process.returncode is not None

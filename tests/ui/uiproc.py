@@ -23,10 +23,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def temp_dagster_home(folder: Path) -> Path:
-    """A fresh Dagster home holding a copy of the project's instance configuration."""
+def temp_dagster_home(folder: Path, automation: bool = True) -> Path:
+    """A fresh Dagster home holding a copy of the project's instance configuration; ``automation=False`` turns the
+    asset daemon off (no rebuild_sensor ticks), for tests that must see only the runs they launch."""
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copy(INSTANCE_YAML, folder / "dagster.yaml")
+    if not automation:
+        with open(folder / "dagster.yaml", "a") as handle:
+            handle.write("\nauto_materialize:\n  enabled: false\n  use_sensors: false\n")
     return folder
 
 
