@@ -126,6 +126,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if not outcome.success:
         print("   the dataset run failed: see the run in the UI", file=sys.stderr)
 
+    if not run_evaluation(defs, instance, args.eval_max_new_tokens):
+        print("   the evaluation run failed: see the run in the UI", file=sys.stderr)
+
     _step(f"done in {time.perf_counter() - started:.0f} s")
     print(f"   raw scans:       {storage.scans_dir}")
     print(f"   scene artifacts: {storage.root_path / 'scenes'}")
@@ -133,6 +136,28 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"   Dagster home:    {os.environ['DAGSTER_HOME']}")
     print("   open the UI:     make ui   (then http://127.0.0.1:3000)")
     return 0
+
+
+def run_evaluation(defs, instance, max_new_tokens: int) -> bool:
+    """The evaluation job (predictions of the checkpoint and the base model, then scores), printing the headline
+    metric of every benchmark for each run."""
+    from ops.metrics.report import HEADLINE
+
+    _step("evaluation: the checkpoint on every eval-set variant and the base model, scored on the five benchmarks")
+    run_config = {"ops": {"predictions": {"config": {"max_new_tokens": max_new_tokens}}}, **CONSOLE_INFO}
+    outcome = defs.resolve_job_def("evaluation_job").execute_in_process(instance=instance, raise_on_error=False,
+                                                                        run_config=run_config)  # fmt: skip
+    for event in outcome.get_asset_materialization_events():
+        materialization = event.event_specific_data.materialization
+        if materialization.asset_key.to_user_string() != "eval_scores":
+            continue
+        for run, scores in materialization.metadata["all_scores"].value.items():
+            cells = ", ".join(f"{task} {metric} {100 * scores[task][metric]:.1f}" for task, metric in HEADLINE.items()
+                              if metric in scores.get(task, {}))  # fmt: skip
+            print(f"   {run}: {cells}")
+    for evaluation in outcome.get_asset_check_evaluations():
+        print(f"   check {evaluation.check_name}: {'passed' if evaluation.passed else 'FAILED'}")
+    return outcome.success
 
 
 def run_visual_prompts(defs, instance, scene_ids: list[str], config: dict) -> bool:
@@ -317,6 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--scenes", type=int, default=6)
     demo.add_argument("--frames", type=int, default=160, help="video frames per synthetic scene")
     demo.add_argument("--prompt-frames", type=int, default=8, help="marked frames sampled per scene")
+    demo.add_argument("--eval-max-new-tokens", type=int, default=32, help="answer length cap of the demo's evaluation")
     demo.set_defaults(func=cmd_demo)
 
     prepare = sub.add_parser("prepare", help="visual prompts (DESIGN §3 layout) for every scene under a folder")
