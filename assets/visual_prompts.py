@@ -18,6 +18,7 @@ from pydantic import Field
 
 from assets.partitions import scene_partitions
 from assets.raw_scenes import scene_manifest
+from ops.errors import SceneInputError
 from ops.scene_prompts import STAGES, PromptSettings, SceneResult, prepare_scene
 from resources.storage import StorageRoot
 
@@ -93,12 +94,16 @@ def visual_prompts(context: dg.AssetExecutionContext, config: VisualPromptsConfi
     settings = config.settings()
     task = ray.remote(num_cpus=1, max_retries=2)(_prepare_scene_task)
     started = time.perf_counter()
-    pending = {
-        task.remote(str(storage.raw_scene_dir(scene_id)), str(storage.scene_dir(scene_id)), settings, stages): scene_id
-        for scene_id in context.partition_keys
-    }
+    pending, failures = {}, {}
+    for scene_id in context.partition_keys:
+        try:  # a hostile partition key (typed into the UI's "Add partition") fails alone, before any path exists
+            raw_dir, out_dir = str(storage.raw_scene_dir(scene_id)), str(storage.scene_dir(scene_id))
+        except SceneInputError as exc:
+            failures[scene_id] = _failure_reason(exc)
+            context.log.error(f"scene {scene_id!r} refused: {failures[scene_id]}")
+            continue
+        pending[task.remote(raw_dir, out_dir, settings, stages)] = scene_id
     context.log.info(f"submitted {len(pending)} scenes to Ray for {', '.join(stages)}")
-    failures: dict[str, str] = {}
     while pending:
         done, _ = ray.wait(list(pending), num_returns=1)
         scene_id = pending.pop(done[0])

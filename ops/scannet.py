@@ -621,8 +621,9 @@ class ScanNetScene:
         if len(segs) != num_vertices:
             raise SceneInputError(self.scene_id, self.files["segs"],
                                   f"{len(segs)} segIndices for {num_vertices} mesh vertices")  # fmt: skip
+        groups = self._groups  # outside the try: its SceneInputError already names the aggregation file
         try:
-            return vertex_object_ids(segs, self._groups)
+            return vertex_object_ids(segs, groups)
         except ValueError as exc:
             raise SceneInputError(self.scene_id, self.files["aggregation"], str(exc)) from exc
 

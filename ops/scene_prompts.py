@@ -125,7 +125,8 @@ def prepare_scene(
         start = time.perf_counter()
         valid = np.flatnonzero(scene.valid_frame_mask())
         if len(valid) == 0:
-            raise SceneInputError(scene.scene_id, raw_scene_dir, "no frame has a valid (finite) pose")
+            poses = scene.files["sens"] if scene.source == "sens" else scene.dir / "pose"
+            raise SceneInputError(scene.scene_id, poses, "no frame has a valid (finite) pose")
         indices = sample_frame_indices(valid, settings.n_frames)
         frames = scene.read_frames(indices)
         meta = write_frames(
@@ -163,7 +164,11 @@ def _build_instances(scene, coord: np.ndarray, settings: PromptSettings) -> Inst
     mesh_vertices = None if settings.pointcloud_source == "mesh" else scene.mesh().vertices
     if settings.instance_source == "gt":
         labels = {obj["object_id"]: obj["label"] for obj in scene.objects()}
-        return instances_from_gt(coord, scene.object_ids(), labels, mesh_vertices=mesh_vertices)
+        instances = instances_from_gt(coord, scene.object_ids(), labels, mesh_vertices=mesh_vertices)
+        if instances.num_objects == 0:  # nothing to mark or ask about: refuse rather than write empty prompts
+            raise SceneInputError(scene.scene_id, scene.files["aggregation"],
+                                  "no annotated object with points (walls, floor and ceiling do not count)")  # fmt: skip
+        return instances
     if settings.instance_source == "proposals":
         path = _find_proposals(Path(settings.proposals_dir), scene.scene_id)
         return instances_from_proposals(path, coord, mesh_vertices=mesh_vertices, scene_id=scene.scene_id)
