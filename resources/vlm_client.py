@@ -11,13 +11,13 @@ from ops.zero_shot import ChatClient
 class OpenAIChatClient(dg.ConfigurableResource):
     """Chat-completions endpoint for zero-shot evaluation.
 
-    ``api_key`` comes from the environment (``dg.EnvVar("GPT4SCENE_VLM_API_KEY")`` in the Definitions); it is only
+    ``api_key`` comes from the environment (configure it as ``dg.EnvVar("GPT4SCENE_VLM_API_KEY")``); it is only
     sent as the request's bearer token, never logged, shown in ``repr`` or written to metadata. An empty key sends no
     ``Authorization`` header (a local `gpt4scene serve` needs none).
     """
 
-    base_url: str = Field(description="Endpoint root ending in /v1, e.g. http://127.0.0.1:8000/v1 (env GPT4SCENE_VLM_BASE_URL).")
-    model: str = Field(description="Model name sent with each request (env GPT4SCENE_VLM_MODEL).")
+    base_url: str = Field(description="Endpoint root ending in /v1, e.g. http://127.0.0.1:8000/v1.")
+    model: str = Field(description="Model name sent with each request.")
     api_key: str = Field(default="", repr=False, description="Bearer token (env GPT4SCENE_VLM_API_KEY); empty: none.")
     timeout_s: float = Field(default=120.0, description="Per-request timeout, seconds.")
     max_tokens: int = Field(default=128, description="Answer length cap per request.")

@@ -1,4 +1,4 @@
-"""`predictions` → `eval_scores` materialised in process on a real instance, with the tiny model and a LoRA adapter."""
+"""`predictions` → `eval_scores` materialised in process on a real instance, with the tiny model and a LoRA."""
 
 from __future__ import annotations
 
@@ -62,12 +62,15 @@ def test_predictions_and_scores_for_every_run_and_benchmark(storage_root):
         metadata)  # fmt: skip
 
     # A second materialisation resumes: nothing new is generated, the same files come out.
-    before = {run: (storage_root / "evaluation" / "predictions" / run / "predictions.jsonl").read_bytes() for run in runs}
+    def files():
+        return {run: (storage_root / "evaluation" / "predictions" / run / "predictions.jsonl").read_bytes()
+                for run in runs}  # fmt: skip
+
+    before = files()
     again = _materialize(storage_root, instance)
     runs_again = again.asset_materializations_for_node("predictions")[0].metadata["runs"].value
     assert all(info["generated"] == 0 for info in runs_again.values())
-    assert before == {run: (storage_root / "evaluation" / "predictions" / run / "predictions.jsonl").read_bytes()
-                      for run in runs}  # fmt: skip
+    assert files() == before
 
 
 def test_finetuned_versus_base_comparison():

@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 
 from ops.inference import read_eval_rows
-from ops.zero_shot import SYSTEM_PROMPT, build_messages, postprocess_answer, singular, strip_formatting, zero_shot_images
+from ops.zero_shot import (
+    SYSTEM_PROMPT,
+    build_messages,
+    postprocess_answer,
+    singular,
+    strip_formatting,
+    zero_shot_images,
+)
 
 
 @pytest.mark.parametrize(

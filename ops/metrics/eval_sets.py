@@ -285,8 +285,7 @@ def load_official_annotations(annotation_dir: str | Path) -> EvalSuite:
             missing = sorted(set(captioned) - set(corpus))
             if missing:
                 raise SceneInputError(None, folder / OFFICIAL_CORPUS, f"objects missing from the corpus: {missing[:5]}")
-            items = [CaptionItem(key, corpus[key], *captioned[key]) if key in captioned else CaptionItem(key, corpus[key])
-                     for key in sorted(corpus)]  # fmt: skip
+            items = [CaptionItem(key, corpus[key], *captioned.get(key, (None, None, None))) for key in sorted(corpus)]
         suite.items[task] = items
         suite.ids[task] = ids
     suite.items = {task: suite.items[task] for task in BENCHMARKS if task in suite.items}
