@@ -63,6 +63,7 @@ SAMPLES_DIR = "samples"
 SAMPLES_INDEX = "index.json"
 SCAN2CAP_CORPUS = "scan2cap_corpus.json"
 MAX_LISTED_ISSUES = 50
+NOT_PREPARED = "not prepared"  # the reason of listed scenes without an artifact folder
 
 Log = Callable[[str], None]
 
@@ -169,7 +170,7 @@ def load_split_scenes(root: str | Path, scans_dir: str | Path, ann_dir: str | Pa
     out = SplitScenes(split, listed)
     for scene_id in sorted(set(listed)):
         if not (root / "scenes" / scene_id).is_dir():
-            out.unavailable[scene_id] = "not prepared (no scenes/<scene_id>/ folder)"
+            out.unavailable[scene_id] = f"{NOT_PREPARED} (no scenes/<scene_id>/ folder)"
             continue
         try:
             out.contexts[scene_id] = load_scene_context(root, scans_dir / scene_id)
@@ -220,7 +221,8 @@ def build_task_samples(
             report["num_rows"] = len(result.samples)
             if split == "val":
                 files[f"val_{SCAN2CAP_CORPUS}"] = canonical_json(result.scan2cap_corpus).encode("utf-8")
-        log(f"{split}: {report['num_rows']} samples per variant ({', '.join(f'{t} {n}' for t, n in report['rows'].items())})")
+        per_task = ", ".join(f"{task} {n}" for task, n in report["rows"].items())
+        log(f"{split}: {report['num_rows']} samples per variant ({per_task})")
         index["splits"][split] = report
     index["files"] = {name: _sha256(content) for name, content in sorted(files.items())}
     index["data_version"] = _sha256(canonical_json(index["files"]).encode("utf-8"))
@@ -259,7 +261,8 @@ def build_training_shards(
     for variant in chosen:
         samples = read_samples_jsonl(samples_path(dataset_dir, "train", variant))
         if not samples:
-            raise ValueError(f"no train samples for variant {variant!r}: {index['splits']['train']['unavailable_scenes']}")
+            left_out = index["splits"]["train"]["unavailable_scenes"]
+            raise ValueError(f"no train samples for variant {variant!r}; scenes left out: {left_out}")
         metadata = {"variant": variant, "samples_data_version": index["data_version"],
                     "sample_settings": index["settings"], "stats": index["splits"]["train"]["stats"]}  # fmt: skip
         manifests[variant] = write_shards(samples, train_shards_dir(dataset_dir, variant), root, "train",
@@ -293,7 +296,8 @@ def build_eval_set(
     for variant in chosen:
         samples = read_samples_jsonl(samples_path(dataset_dir, "val", variant))
         if not samples:
-            raise ValueError(f"no val samples for variant {variant!r}: {index['splits']['val']['unavailable_scenes']}")
+            left_out = index["splits"]["val"]["unavailable_scenes"]
+            raise ValueError(f"no val samples for variant {variant!r}; scenes left out: {left_out}")
         metadata = {"variant": variant, "samples_data_version": index["data_version"],
                     "sample_settings": index["settings"], "stats": index["splits"]["val"]["stats"]}  # fmt: skip
         manifests[variant] = write_shards(samples, eval_set_dir(dataset_dir, variant), root, "val",

@@ -105,8 +105,8 @@ def test_assets_write_the_documented_layout_with_rich_metadata(built):
         "data_version"]  # fmt: skip
 
 
-def test_checks_pass_and_fail_on_a_corrupted_shard(built, tmp_path):
-    storage, _, result, _ = built
+def test_checks_pass_and_fail_on_corrupted_files_and_broken_scenes(built, tmp_path):
+    storage, _, result, truth = built
     evaluations = {e.event_specific_data.check_name: e.event_specific_data for e in result.all_events
                    if e.event_type_value == "ASSET_CHECK_EVALUATION"}  # fmt: skip
     assert set(evaluations) == {"samples_account_for_every_record", "training_shards_verified", "eval_sets_verified"}
@@ -119,8 +119,9 @@ def test_checks_pass_and_fail_on_a_corrupted_shard(built, tmp_path):
     shard = Path(shard_files(train_shards_dir(copy.dataset_dir, "unmarked"))[0])
     shard.write_bytes(shard.read_bytes()[:-1] + b"\x00")
     (eval_set_dir(copy.dataset_dir, "marked") / "scan2cap_corpus.json").write_text("{}")
+    only_checks = dg.AssetSelection.checks(training_shards_verified, eval_sets_verified)
     checks = dg.materialize([*DATASET_ASSETS, *DATASET_CHECKS], resources={"storage": copy}, raise_on_error=False,
-                            selection=dg.AssetSelection.checks(training_shards_verified, eval_sets_verified))  # fmt: skip
+                            selection=only_checks)  # fmt: skip
     failed = {e.event_specific_data.check_name: e.event_specific_data.metadata["problems"].value
               for e in checks.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"
               and not e.event_specific_data.passed}  # fmt: skip
@@ -128,6 +129,15 @@ def test_checks_pass_and_fail_on_a_corrupted_shard(built, tmp_path):
     assert "sha256 differs from the manifest" in failed["training_shards_verified"]["unmarked"][0]
     assert failed["eval_sets_verified"] == {"marked": ["scan2cap_corpus.json: sha256 differs from the manifest"]}
     assert not checks.get_asset_materialization_events()  # only the checks ran
+
+    # A prepared scene whose artifacts do not load: the samples still build, the check warns naming it.
+    (copy.scene_dir(truth.val_ids[0]) / "frames" / "raw_03.jpg").unlink()
+    samples = dg.materialize([*DATASET_ASSETS, *DATASET_CHECKS], resources={"storage": copy},
+                             selection=dg.AssetSelection.assets(task_samples))  # fmt: skip
+    (evaluation,) = [e.event_specific_data for e in samples.all_events
+                     if e.event_type_value == "ASSET_CHECK_EVALUATION"]  # fmt: skip
+    assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.WARN
+    assert "raw_03.jpg" in evaluation.metadata["broken_scenes"].value[truth.val_ids[0]]
 
 
 def test_hf_datasets_loads_the_training_shards(built, tmp_path, monkeypatch):
