@@ -45,10 +45,10 @@ from ops.metrics.eval_sets import load_eval_set, read_predictions, score_suite
 from ops.metrics.report import HEADLINE, ablation_table, comparison_table, headline, missing_benchmarks
 from ops.samples import VARIANTS
 from ops.shards import read_manifest
+from assets.training import base_model_dir, checkpoint_dir
 from resources.storage import StorageRoot
+from resources.training import BaseModelSource
 
-BASE_MODEL_DIR = "models/base"  # the `base_model` asset's HF model folder
-CHECKPOINT_DIR = "models/checkpoint"  # the `checkpoint` asset's PEFT adapter (or full weights) + lineage.json
 PREDICTIONS_DIR = "evaluation/predictions"
 SCORES_DIR = "evaluation/scores"
 REFERENCE_RUN, BASE_RUN = "finetuned_marked", "base_marked"
@@ -71,14 +71,15 @@ class PredictionsConfig(dg.Config):
                                  self.limit or None)  # fmt: skip
 
 
-def _runs(storage: StorageRoot, config: PredictionsConfig) -> list[tuple[str, str, Path, Path | None]]:
+def _runs(storage: StorageRoot, source: BaseModelSource, config: PredictionsConfig
+          ) -> list[tuple[str, str, Path, Path | None]]:  # fmt: skip
     """(run name, variant, model folder, adapter folder) of every run whose eval set exists."""
-    root = storage.root_path
-    model_dir, adapter_dir = checkpoint_model_dirs(root / BASE_MODEL_DIR, root / CHECKPOINT_DIR)
+    base_dir = base_model_dir(storage, source)
+    model_dir, adapter_dir = checkpoint_model_dirs(base_dir, checkpoint_dir(storage))
     runs = [(f"finetuned_{v}", v, model_dir, adapter_dir) for v in config.variants
             if (storage.dataset_dir / "eval" / f"val_{v}" / "manifest.json").is_file()]  # fmt: skip
     if config.include_base_model and any(v == "marked" for _, v, _, _ in runs):
-        runs.append((BASE_RUN, "marked", root / BASE_MODEL_DIR, None))
+        runs.append((BASE_RUN, "marked", base_dir, None))
     if not runs:
         raise FileNotFoundError(f"no eval set of variants {config.variants} under {storage.dataset_dir / 'eval'}")
     return runs
@@ -148,14 +149,14 @@ def _answers_preview(path: Path, per_task: int = 2) -> str:
 
 
 @dg.asset(deps=["checkpoint", "base_model", "eval_sets"], kinds={"pytorch", "json"}, group_name="evaluation")
-def predictions(context: dg.AssetExecutionContext, config: PredictionsConfig,
-                storage: StorageRoot) -> dg.MaterializeResult:  # fmt: skip
+def predictions(context: dg.AssetExecutionContext, config: PredictionsConfig, storage: StorageRoot,
+                base_model_source: BaseModelSource) -> dg.MaterializeResult:  # fmt: skip
     """Greedy answers of the fine-tuned checkpoint on every eval-set variant and of the untrained base model on the
     marked set: `evaluation/predictions/<run>/predictions.jsonl` (batched, resumable, optionally chunked)."""
     settings = config.settings()
     vlms: dict = {}
     runs = {run: _answer_run(context, storage, settings, run, variant, model_dir, adapter_dir, vlms)
-            for run, variant, model_dir, adapter_dir in _runs(storage, config)}  # fmt: skip
+            for run, variant, model_dir, adapter_dir in _runs(storage, base_model_source, config)}  # fmt: skip
     version = hashlib.sha256(canonical_json({r: info["sha256"] for r, info in runs.items()}).encode()).hexdigest()
     write_json(storage.root_path / PREDICTIONS_DIR / "index.json", {"runs": runs, "data_version": version})
     first = next(iter(runs.values()))

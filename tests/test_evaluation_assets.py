@@ -11,6 +11,7 @@ import pytest
 from assets.evaluation import compare_to_base, eval_scores, predictions
 from ops.inference import read_prediction_rows
 from resources.storage import StorageRoot
+from resources.training import BaseModelSource
 
 LIMIT = 10  # rows per eval set: keeps the test short; the scorers still score every benchmark's items
 
@@ -35,7 +36,8 @@ def storage_root(eval_data, tiny_model_dir, tmp_path_factory):
 def _materialize(root, instance, **config):
     run_config = {"ops": {"predictions": {"config": {"max_new_tokens": 4, "limit": LIMIT, **config}}}}
     return dg.materialize([predictions, eval_scores], instance=instance, run_config=run_config,
-                          resources={"storage": StorageRoot(root=str(root))})  # fmt: skip
+                          resources={"storage": StorageRoot(root=str(root)),
+                                     "base_model_source": BaseModelSource()})  # fmt: skip
 
 
 @pytest.mark.slow
