@@ -35,6 +35,10 @@ def configure_environment(root: str | None = None) -> None:
     os.environ.setdefault("GPT4SCENE_RAW_ROOT", str(Path(os.environ["GPT4SCENE_ROOT"]) / "raw"))
     os.environ.setdefault("GPT4SCENE_SCANS_ROOT", "")  # empty: <raw root>/scans
     os.environ.setdefault("GPT4SCENE_RAY_ADDRESS", "")  # empty: local Ray
+    os.environ.setdefault("GPT4SCENE_BASE_MODEL", "")  # empty: the tiny random Qwen2-VL under <root>/models/base
+    os.environ.setdefault("GPT4SCENE_TRAIN_BACKEND", "local")  # local | ray | k8s (resources/training.py)
+    os.environ.setdefault("GPT4SCENE_TRAIN_LAUNCHER", "torchrun")  # torchrun | deepspeed
+    os.environ.setdefault("GPT4SCENE_TRAIN_RAY_ADDRESS", "")  # Ray dashboard address for the ray backend
     Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
 
 
@@ -126,6 +130,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if not outcome.success:
         print("   the dataset run failed: see the run in the UI", file=sys.stderr)
 
+    if not run_training(defs, instance):
+        print("   the training run failed: see the run in the UI", file=sys.stderr)
+
     if not run_evaluation(defs, instance, args.eval_max_new_tokens):
         print("   the evaluation run failed: see the run in the UI", file=sys.stderr)
 
@@ -136,6 +143,48 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"   Dagster home:    {os.environ['DAGSTER_HOME']}")
     print("   open the UI:     make ui   (then http://127.0.0.1:3000)")
     return 0
+
+
+def run_training(defs, instance, recipe: str | None = None, shards: str | None = None) -> bool:
+    """The base model and its fine-tuning (the definitions' recipe, or ``recipe``), printing the loss and speed."""
+    import dagster as dg
+
+    from assets.training import DEFAULT_RECIPE, base_model, build_checkpoint_asset
+
+    recipe_path = Path(recipe).resolve() if recipe else DEFAULT_RECIPE
+    _step(f"training: {recipe_path.name} on the training shards, through the {os.environ['GPT4SCENE_TRAIN_LAUNCHER']} "
+          f"launcher ({os.environ['GPT4SCENE_TRAIN_BACKEND']} backend, Dagster Pipes)")  # fmt: skip
+    run_config = {"ops": {"checkpoint": {"config": {"shards_dir": str(Path(shards).resolve()) if shards else ""}}},
+                  **CONSOLE_INFO}  # fmt: skip
+    if recipe is None:
+        outcome = defs.resolve_job_def("training_job").execute_in_process(instance=instance, raise_on_error=False,
+                                                                          run_config=run_config)  # fmt: skip
+    else:  # another recipe is another code version of `checkpoint`: materialise the asset built for it
+        checkpoint, checks = build_checkpoint_asset(recipe_path)
+        outcome = dg.materialize([base_model, checkpoint, *checks], instance=instance, resources=defs.resources,
+                                 run_config=run_config, raise_on_error=False)  # fmt: skip
+    for event in outcome.get_asset_materialization_events():
+        materialization = event.event_specific_data.materialization
+        if materialization.asset_key.to_user_string() == "checkpoint":
+            m = {key: value.value for key, value in materialization.metadata.items()}
+            print(f"   loss {m['first_loss']:.3f} -> {m['final_loss']:.3f} in {m['global_step']} steps "
+                  f"(resumed from {m['resumed_from']}), {m['tokens_per_second']} tokens/s, "
+                  f"{m['samples_per_second']} samples/s; shards {m['shards_data_version'][:12]}")  # fmt: skip
+            print(f"   checkpoint:      {m['path']}")
+    for evaluation in outcome.get_asset_check_evaluations():
+        print(f"   check {evaluation.check_name}: {'passed' if evaluation.passed else 'FAILED'}")
+    return outcome.success
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    configure_environment(args.root)
+    if args.model:
+        os.environ["GPT4SCENE_BASE_MODEL"] = str(Path(args.model).resolve())
+    import dagster as dg
+
+    from pipelines.definitions import defs
+
+    return 0 if run_training(defs, dg.DagsterInstance.get(), args.recipe, args.shards) else 1
 
 
 def run_evaluation(defs, instance, max_new_tokens: int) -> bool:
@@ -344,6 +393,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--prompt-frames", type=int, default=8, help="marked frames sampled per scene")
     demo.add_argument("--eval-max-new-tokens", type=int, default=32, help="answer length cap of the demo's evaluation")
     demo.set_defaults(func=cmd_demo)
+
+    train = sub.add_parser("train", help="fine-tune the base model on training shards with a recipe (via Dagster)")
+    train.add_argument("--recipe", required=True, help="recipe YAML, e.g. recipes/qwen2vl_7b_lora_sft.yaml")
+    train.add_argument("--shards", default=None, help="training shard set (default ROOT/dataset/shards/train_marked)")
+    train.add_argument("--model", default=None, help="base model folder (default $GPT4SCENE_BASE_MODEL or tiny)")
+    train.add_argument("--root", default=None, help="storage root (default ./data or $GPT4SCENE_ROOT)")
+    train.set_defaults(func=cmd_train)
 
     prepare = sub.add_parser("prepare", help="visual prompts (DESIGN §3 layout) for every scene under a folder")
     prepare.add_argument("--scans", required=True, help="folder holding one ScanNet scene folder per scan")

@@ -6,6 +6,7 @@ import json
 import shlex
 from pathlib import Path
 
+import dagster as dg
 import pytest
 import torch
 
@@ -56,8 +57,6 @@ def test_recipe_hash_follows_values_not_comments_and_covers_deepspeed(tmp_path):
 def shards(prepared_scenes, tmp_path_factory):
     """Train shards built by the real dataset assets over the shared prepared scenes."""
     import shutil
-
-    import dagster as dg
 
     from resources.storage import StorageRoot
 
@@ -156,3 +155,22 @@ def test_k8s_job_spec_requests_the_gpus_and_rendezvouses_at_pod_zero():
     assert pod["volumes"][0]["persistentVolumeClaim"]["claimName"] == "gpt4scene-data"
     with pytest.raises(ValueError, match="multi-node runs use the torchrun launcher"):
         TrainingLauncher(launcher="deepspeed", nnodes=2).render_k8s_job(RUN, "x")
+
+
+def test_definitions_run_the_checkpoint_in_the_gpu_pool_with_the_recipe_hash_as_code_version():
+    from pipelines.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    node = graph.get(dg.AssetKey("checkpoint"))
+    assert node.pools == {"gpu_train"}
+    assert node.code_version == load_recipe(RECIPES / "tiny_cpu_lora.yaml").hash
+    assert {dg.AssetKey("training_shards"), dg.AssetKey("base_model")} <= set(node.parent_keys)
+    job = defs.resolve_job_def("training_job")
+    assert {k.to_user_string() for k in job.asset_layer.executable_asset_keys} == {"base_model", "checkpoint"}
+
+
+def test_cli_train_command_is_wired():
+    from pipelines.cli import build_parser, cmd_train
+
+    args = build_parser().parse_args(["train", "--recipe", "recipes/tiny_cpu_lora.yaml", "--shards", "s"])
+    assert (args.func, args.recipe, args.shards, args.model) == (cmd_train, "recipes/tiny_cpu_lora.yaml", "s", None)

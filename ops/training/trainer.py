@@ -8,7 +8,8 @@ One process per GPU (or one on CPU) runs ``train``; the launcher (torchrun or de
     run_dir/final/train_summary.json   metrics and the loss history of the whole run (resumed parts included)
 
 A run resumes from the newest *complete* checkpoint in ``run_dir`` (the Trainer writes ``trainer_state.json``
-last, so a checkpoint without it was cut off mid-save and is skipped). Precision: bf16 on GPU when the recipe asks
+last, so a checkpoint without it was cut off mid-save and is skipped); a run whose ``final/`` summary exists is done
+and returns it without training (resuming the Trainer at its last step would train one step more). Precision: bf16 on GPU when the recipe asks
 for it, fp32 on CPU. The loss covers assistant tokens only (``ops.vlm.encode_chat`` labels).
 """
 
@@ -147,6 +148,12 @@ def train(request: TrainRequest, reporter: Reporter) -> dict[str, Any]:
 
     loaded: LoadedRecipe = load_recipe(request.recipe_path)
     recipe = loaded.recipe
+    finished = Path(request.run_dir) / FINAL_DIR / SUMMARY_FILE
+    if finished.is_file():  # written only after training completed; the run folder pins recipe, shards and base
+        summary = json.loads(finished.read_text(encoding="utf-8"))
+        reporter.log(f"{Path(request.run_dir).name} already trained ({summary['global_step']} steps): nothing to do")
+        reporter.summary(summary)
+        return summary
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     on_gpu = torch.cuda.is_available()
     bf16 = on_gpu and recipe.bf16
