@@ -1,6 +1,6 @@
 """Training through Dagster: the real launchers (torchrun and deepspeed, DeepSpeed ZeRO-2 on CPU via gloo) train
-the tiny Qwen2-VL on shards built by the real dataset assets; lineage, staleness, resume after a kill, and a
-fresh-process PeftModel load.
+the tiny Qwen2-VL on shards built by the real dataset assets; lineage, staleness, resume after a kill, a
+fresh-process PeftModel load, and full fine-tuning under ZeRO-3 from the bare entry point.
 
 One module-scoped storage root and Dagster instance: the first run trains, later tests read it; the staleness test
 rebuilds the shards (with another seed), and the kill/resume test then trains a second recipe on those. DeepSpeed JIT-compiles its shm_comm op once per TORCH_EXTENSIONS_DIR
@@ -133,6 +133,30 @@ def test_adapter_loads_in_a_fresh_process_with_plain_peft_and_generates(trained)
     assert out.returncode == 0, out.stderr[-2000:]
     answer_line = [line for line in out.stdout.splitlines() if line.startswith("ANSWER")][0]
     assert int(answer_line.rsplit(" ", 1)[1]) >= 1
+
+
+def test_full_finetuning_with_zero3_trains_the_language_model_only_and_saves_a_loadable_model(setup, tiny_model_dir):
+    """The entry point run alone (no launcher: it sets up a world of one), full fine-tuning under ZeRO-3."""
+    import safetensors.torch
+
+    from ops.vlm import generate, load_vlm
+
+    base, storage, _ = setup
+    recipe = base / "full_z3.yaml"
+    recipe.write_text(f"finetuning_type: full\ndeepspeed: {DS_Z2.parent / 'ds_z3_config.json'}\nmax_steps: 3\n"
+                      "per_device_train_batch_size: 2\nlearning_rate: 1.0e-3\nlogging_steps: 1\nsave_steps: 100\n")
+    run_dir = base / "full_run"
+    out = subprocess.run([sys.executable, "-m", "ops.training", "--recipe", str(recipe), "--model", str(tiny_model_dir),
+                          "--shards", str(train_shards_dir(storage.dataset_dir)), "--run-dir", str(run_dir)],
+                         cwd=PROJECT_DIR, capture_output=True, text=True, timeout=240)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    summary = json.loads((run_dir / "final" / "train_summary.json").read_text())
+    assert (summary["deepspeed_stage"], summary["finetuning_type"], summary["global_step"]) == (3, "full", 3)
+    before = safetensors.torch.load_file(tiny_model_dir / "model.safetensors")
+    after = safetensors.torch.load_file(run_dir / "final" / "model.safetensors")
+    changed = {name for name in before if not bool((before[name] == after[name]).all())}
+    assert "model.layers.0.self_attn.q_proj.weight" in changed and not any("visual" in n for n in changed)
+    assert len(generate(load_vlm(run_dir / "final"), [("Where is the chair?", [])], max_new_tokens=3)) == 1
 
 
 def test_checkpoint_goes_stale_when_the_shards_change(setup, trained):
