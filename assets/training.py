@@ -113,9 +113,10 @@ def build_checkpoint_asset(recipe_path: str | Path = DEFAULT_RECIPE) -> tuple[dg
         "models/checkpoint with the adapter or weights, lineage.json and loss_curve.png.",
     )
     def checkpoint(context: dg.AssetExecutionContext, config: CheckpointConfig, storage: StorageRoot,
-                   base_model_source: BaseModelSource, training_launcher: TrainingLauncher) -> dg.MaterializeResult:  # fmt: skip
-        shards = Path(config.shards_dir).resolve() if config.shards_dir else train_shards_dir(storage.dataset_dir,
-                                                                                               config.variant)  # fmt: skip
+                   base_model_source: BaseModelSource,
+                   training_launcher: TrainingLauncher) -> dg.MaterializeResult:  # fmt: skip
+        default_shards = train_shards_dir(storage.dataset_dir, config.variant)
+        shards = Path(config.shards_dir).resolve() if config.shards_dir else default_shards
         manifest = read_manifest(shards)
         model_dir = base_model_dir(storage, base_model_source)
         fingerprint = model_fingerprint(model_dir)
@@ -136,7 +137,8 @@ def build_checkpoint_asset(recipe_path: str | Path = DEFAULT_RECIPE) -> tuple[dg
             "final_metrics": metrics,
         }
         out = publish_checkpoint(trained, checkpoint_dir(storage), lineage)
-        version = hashlib.sha256(canonical_json([loaded.hash, manifest["data_version"], fingerprint]).encode()).hexdigest()
+        versions = [loaded.hash, manifest["data_version"], fingerprint]
+        version = hashlib.sha256(canonical_json(versions).encode("utf-8")).hexdigest()
         return dg.MaterializeResult(
             metadata={
                 "path": dg.MetadataValue.path(str(out)),

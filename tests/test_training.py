@@ -114,8 +114,9 @@ def test_lora_targets_the_language_model_only_unless_the_tower_is_unfrozen(tiny_
 
 RUN = TrainingRun(Path("/data/recipes/r.yaml"), Path("/data/models/base"), Path("/data/dataset/shards/train_marked"),
                   Path("/data/models/runs/abc"), Path("/data"))  # fmt: skip
-ENTRY = ["--recipe", "/data/recipes/r.yaml", "--model", "/data/models/base", "--shards",
-         "/data/dataset/shards/train_marked", "--run-dir", "/data/models/runs/abc", "--image-root", "/data"]  # fmt: skip
+ENTRY = ["--recipe", "/data/recipes/r.yaml", "--model", "/data/models/base",
+         "--shards", "/data/dataset/shards/train_marked", "--run-dir", "/data/models/runs/abc",
+         "--image-root", "/data"]  # fmt: skip
 
 
 def test_launcher_commands_wrap_the_same_entry_point():

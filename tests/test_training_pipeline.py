@@ -3,8 +3,8 @@ the tiny Qwen2-VL on shards built by the real dataset assets; lineage, staleness
 fresh-process PeftModel load, and full fine-tuning under ZeRO-3 from the bare entry point.
 
 One module-scoped storage root and Dagster instance: the first run trains, later tests read it; the staleness test
-rebuilds the shards (with another seed), and the kill/resume test then trains a second recipe on those. DeepSpeed JIT-compiles its shm_comm op once per TORCH_EXTENSIONS_DIR
-(about 30 s, the first time only).
+rebuilds the shards (with another seed), and the kill/resume test then trains a second recipe on those.
+DeepSpeed JIT-compiles its shm_comm op once per TORCH_EXTENSIONS_DIR (about 30 s, the first time only).
 """
 
 from __future__ import annotations
@@ -62,8 +62,8 @@ def setup(prepared_scenes, tmp_path_factory):
 
 
 def _materialize(assets, storage, instance, launcher: TrainingLauncher, **kwargs):
-    return dg.materialize(assets, instance=instance, raise_on_error=False, resources={
-        "storage": storage, "base_model_source": BaseModelSource(), "training_launcher": launcher}, **kwargs)  # fmt: skip
+    resources = {"storage": storage, "base_model_source": BaseModelSource(), "training_launcher": launcher}
+    return dg.materialize(assets, instance=instance, raise_on_error=False, resources=resources, **kwargs)
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,6 @@ from ops.atomic import canonical_json, staging_dir, write_bytes, write_json
 LINEAGE_FILE = "lineage.json"
 LOSS_CURVE_FILE = "loss_curve.png"
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
-FULL_WEIGHT_MARKERS = ("config.json",)
 CONTENT_HASH_LIMIT = 256 * 2**20  # model files up to this size are fingerprinted by content, larger by name + size
 
 

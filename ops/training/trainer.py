@@ -9,8 +9,9 @@ One process per GPU (or one on CPU) runs ``train``; the launcher (torchrun or de
 
 A run resumes from the newest *complete* checkpoint in ``run_dir`` (the Trainer writes ``trainer_state.json``
 last, so a checkpoint without it was cut off mid-save and is skipped); a run whose ``final/`` summary exists is done
-and returns it without training (resuming the Trainer at its last step would train one step more). Precision: bf16 on GPU when the recipe asks
-for it, fp32 on CPU. The loss covers assistant tokens only (``ops.vlm.encode_chat`` labels).
+and returns it without training (resuming the Trainer at its last step would train one step more). Precision:
+bf16 on GPU when the recipe asks for it, fp32 on CPU. The loss covers assistant tokens only (``ops.vlm.encode_chat``
+labels).
 """
 
 from __future__ import annotations

@@ -101,8 +101,9 @@ def run_ours(work: Path, model: Path, shards: Path, steps: int, gpus: int) -> di
     run_dir = work / "ours_run"
     shutil.rmtree(run_dir, ignore_errors=True)
     started = time.perf_counter()
-    subprocess.run(torchrun(gpus) + ["-m", "ops.training", "--recipe", str(recipe), "--model", str(model),
-                                     "--shards", str(shards), "--run-dir", str(run_dir)], cwd=REPO, check=True)  # fmt: skip
+    entry = ["-m", "ops.training", "--recipe", str(recipe), "--model", str(model), "--shards", str(shards),
+             "--run-dir", str(run_dir)]
+    subprocess.run(torchrun(gpus) + entry, cwd=REPO, check=True)
     summary = json.loads((run_dir / "final" / "train_summary.json").read_text())
     return {"wall_s": time.perf_counter() - started, "train_s": summary["seconds"], "steps": summary["global_step"],
             "tokens": summary["num_input_tokens_seen"], "final_loss": summary["final_loss"]}  # fmt: skip
@@ -156,7 +157,8 @@ def main() -> int:
               f"{r['steps'] * args.gpus / r['train_s']:>10.2f} {r['final_loss'] or float('nan'):>10.3f}")  # fmt: skip
     if len(results) == 2:
         ours, theirs = results.values()
-        print(f"step-time ratio ours / LLaMA-Factory: {(ours['train_s'] / ours['steps']) / (theirs['train_s'] / theirs['steps']):.2f}")
+        ratio = (ours["train_s"] / ours["steps"]) / (theirs["train_s"] / theirs["steps"])
+        print(f"step-time ratio ours / LLaMA-Factory: {ratio:.2f}")
     (work / "results.json").write_text(json.dumps(results, indent=1))
     return 0
 
