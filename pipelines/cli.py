@@ -353,17 +353,23 @@ def cmd_ui(args: argparse.Namespace) -> int:
         "-h", "127.0.0.1", "-p", str(args.port),
     ]  # fmt: skip
     _step(f"Dagster UI on http://127.0.0.1:{args.port} (Ctrl-C stops it)")
-    # A fresh process with default signal handling: a shell's ignored SIGINT would otherwise make dagster
-    # ignore both SIGINT and SIGTERM (STACK.md §5). It runs in DAGSTER_HOME, not the project folder: `dagster dev`
-    # loads `.env` from its working directory *over* the environment, which would replace --root and the user's
-    # GPT4SCENE_* variables with the relative defaults meant for a bare `dagster dev`.
-    process = subprocess.Popen(command, cwd=os.environ["DAGSTER_HOME"], restore_signals=True, start_new_session=True)
+    # dagster dev must start with default SIGINT/SIGTERM: a SIGINT ignored by the launching shell (`make ui &`,
+    # nohup, scripts) is inherited and dagster then ignores both signals (STACK.md §5). Handlers installed here
+    # *before* the spawn are reset to the default in the child by exec; an inherited SIG_IGN would not be.
+    # It runs in DAGSTER_HOME, not the project folder: `dagster dev` loads `.env` from its working directory
+    # *over* the environment, which would replace --root and the user's GPT4SCENE_* with the relative defaults.
+    children: list[subprocess.Popen] = []
 
     def forward(signum, _frame):
-        process.send_signal(signal.SIGTERM)
+        if not children:  # a signal before the spawn: just stop
+            sys.exit(128 + signum)
+        for child in children:
+            child.send_signal(signal.SIGTERM)
 
     signal.signal(signal.SIGINT, forward)
     signal.signal(signal.SIGTERM, forward)
+    process = subprocess.Popen(command, cwd=os.environ["DAGSTER_HOME"], restore_signals=True, start_new_session=True)
+    children.append(process)
     return process.wait()
 
 

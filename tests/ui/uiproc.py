@@ -109,16 +109,22 @@ class UiServer:
         return {self.process.pid} | descendants(self.process.pid)
 
 
+def _as_background_job() -> None:
+    """What a non-interactive shell does to `cmd &` (and nohup to SIGHUP): SIGINT is ignored in the child."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def start_ui(dagster_home: Path, root: Path, log: Path, port: int | None = None, env: dict | None = None,
              timeout: float = 120.0) -> UiServer:  # fmt: skip
-    """``gpt4scene ui`` as a user starts it, in its own process group, waiting for ``GET /server_info``."""
+    """``gpt4scene ui`` started like ``make ui &`` from a script (SIGINT ignored, own process group), waiting for
+    ``GET /server_info``."""
     port = port or free_port()
     environment = {**os.environ, "DAGSTER_HOME": str(dagster_home), "GPT4SCENE_ROOT": str(root),
                    "GPT4SCENE_RAW_ROOT": str(root / "raw"), **(env or {})}  # fmt: skip
     handle = open(log, "wb")
     process = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "ui", "--root", str(root), "--port", str(port)],
                                cwd=PROJECT_DIR, env=environment, stdout=handle, stderr=subprocess.STDOUT,
-                               start_new_session=True)  # fmt: skip
+                               start_new_session=True, preexec_fn=_as_background_job)  # fmt: skip
     server = UiServer(process, port, log)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
