@@ -1,7 +1,7 @@
-"""Launching the training entry point (``python -m ops.training``): locally, on a Ray cluster, or as a k8s Job.
+"""Launching the training worker (``python -m resources.training_worker``): locally, on a Ray cluster, or as a k8s Job.
 
 ``TrainingLauncher`` builds one command line for every backend — ``torchrun`` (``torch.distributed.run``) or
-the ``deepspeed`` launcher around ``-m ops.training`` — and runs it through Dagster Pipes, so rank 0's log lines
+the ``deepspeed`` launcher around ``-m resources.training_worker`` — and runs it through Dagster Pipes, so rank 0's log lines
 and progress messages reach the asset while it trains:
 
 - ``local``: a subprocess (``dagster.PipesSubprocessClient``): one process per visible GPU, one on CPU;
@@ -33,6 +33,7 @@ from ops.training.entry import free_port
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 BACKENDS = ("local", "ray", "k8s")
 LAUNCHERS = ("torchrun", "deepspeed")
+WORKER_MODULE = "resources.training_worker"  # ops.training's command line, reporting through Dagster Pipes
 
 
 @dataclass(frozen=True)
@@ -84,18 +85,18 @@ class TrainingLauncher(dg.ConfigurableResource):
 
     def command(self, run: TrainingRun, python: str, nproc: int, master_addr: str, master_port: int,
                 nnodes: int = 1, node_rank: str = "0") -> list[str]:  # fmt: skip
-        """The launcher command line around ``-m ops.training``."""
+        """The launcher command line around ``-m resources.training_worker``."""
         if self.launcher not in LAUNCHERS:
             raise ValueError(f"launcher must be one of {LAUNCHERS}, got {self.launcher!r}")
         if self.launcher == "torchrun":
             launch = [python, "-m", "torch.distributed.run", f"--nnodes={nnodes}", f"--node_rank={node_rank}",
                       f"--nproc_per_node={nproc}", f"--master_addr={master_addr}", f"--master_port={master_port}",
-                      "-m", "ops.training"]  # fmt: skip
+                      "-m", WORKER_MODULE]  # fmt: skip
         else:  # the deepspeed launcher appends --local_rank=N, which the entry point accepts
             if nnodes > 1:
                 raise ValueError("multi-node runs use the torchrun launcher (deepspeed's needs a hostfile and pdsh)")
             launch = [python, "-m", "deepspeed.launcher.runner", f"--num_gpus={nproc}", f"--master_addr={master_addr}",
-                      f"--master_port={master_port}", "--module", "ops.training"]  # fmt: skip
+                      f"--master_port={master_port}", "--module", WORKER_MODULE]  # fmt: skip
         return launch + run.entry_args()
 
     def local_command(self, run: TrainingRun) -> list[str]:

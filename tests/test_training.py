@@ -122,10 +122,10 @@ ENTRY = ["--recipe", "/data/recipes/r.yaml", "--model", "/data/models/base",
 def test_launcher_commands_wrap_the_same_entry_point():
     torchrun = TrainingLauncher(nproc_per_node=2, python="py").command(RUN, "py", 2, "127.0.0.1", 29600)
     assert torchrun == ["py", "-m", "torch.distributed.run", "--nnodes=1", "--node_rank=0", "--nproc_per_node=2",
-                        "--master_addr=127.0.0.1", "--master_port=29600", "-m", "ops.training", *ENTRY]  # fmt: skip
+                        "--master_addr=127.0.0.1", "--master_port=29600", "-m", "resources.training_worker", *ENTRY]  # fmt: skip
     ds = TrainingLauncher(launcher="deepspeed").command(RUN, "py", 1, "127.0.0.1", 29601)
     assert ds == ["py", "-m", "deepspeed.launcher.runner", "--num_gpus=1", "--master_addr=127.0.0.1",
-                  "--master_port=29601", "--module", "ops.training", *ENTRY]  # fmt: skip
+                  "--master_port=29601", "--module", "resources.training_worker", *ENTRY]  # fmt: skip
     with pytest.raises(ValueError, match="launcher must be one of"):
         TrainingLauncher(launcher="mpirun").command(RUN, "py", 1, "127.0.0.1", 1)
 

@@ -186,7 +186,7 @@ def _kill_worker_after(run_dir_parent: Path, old_runs: set[str], step: int, kill
             if found is not None and int(found.name.split("-")[1]) >= step:
                 for process in psutil.Process().children(recursive=True):
                     try:
-                        if "ops.training" in " ".join(process.cmdline()) and not process.children():
+                        if "resources.training_worker" in " ".join(process.cmdline()) and not process.children():
                             process.send_signal(signal.SIGKILL)
                             killed.update(pid=process.pid, checkpoint=found.name)
                     except psutil.NoSuchProcess:

@@ -1,4 +1,4 @@
-"""``python -m ops.training``: the training entry point that torchrun, the deepspeed launcher and Ray run."""
+"""``python -m ops.training``: one training process reporting to the console (Dagster runs ``resources.training_worker``)."""
 
 import sys
 

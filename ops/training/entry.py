@@ -1,4 +1,5 @@
-"""Command line of one training process (``python -m ops.training``), as launchers start it.
+"""Command line of one training process, as launchers start it: ``python -m ops.training`` (console) or, under
+Dagster, ``python -m resources.training_worker`` (the same command line, reporting through Pipes).
 
 torchrun and the deepspeed launcher set ``RANK``/``LOCAL_RANK``/``WORLD_SIZE``/``MASTER_ADDR``/``MASTER_PORT``;
 the deepspeed launcher also appends ``--local_rank=N``, accepted here and otherwise ignored. Started alone (plain
@@ -10,9 +11,11 @@ from __future__ import annotations
 import argparse
 import os
 import socket
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 
-from ops.training.reporting import open_reporter
+from ops.training.reporting import Reporter, console_reporter
 from ops.training.trainer import TrainRequest, train
 
 
@@ -34,7 +37,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(
+    argv: list[str] | None = None,
+    open_reporter: Callable[[int], AbstractContextManager[Reporter]] = console_reporter,
+) -> int:
+    """Train one process's share of a recipe; ``open_reporter(rank)`` says where progress goes."""
     args = build_parser().parse_args(argv)
     if "RANK" not in os.environ:  # no launcher: a world of one
         os.environ.update({"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1",

@@ -1,14 +1,12 @@
-"""Where the training process reports: Dagster Pipes when a Dagster asset launched it, else the console.
+"""Where the training process reports: the ``Reporter`` protocol, and the console and silent reporters.
 
-Only rank 0 reports. ``dagster_pipes`` is the dependency-free Pipes protocol package (not Dagster itself); it is
-imported only when the process was started through Pipes (``DAGSTER_PIPES_CONTEXT`` in the environment).
+Only rank 0 reports. Under Dagster the worker (``resources.training_worker``) passes a Pipes reporter instead; the
+record kinds below are what it sends and what the training asset reads back.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Protocol
@@ -57,33 +55,7 @@ class SilentReporter:
         pass
 
 
-class PipesReporter:
-    """Rank 0 under Dagster: log lines and custom messages (``{"kind": "progress"|"summary", ...}``)."""
-
-    def __init__(self, pipes: Any):
-        self.pipes = pipes
-
-    def log(self, message: str) -> None:
-        self.pipes.log.info(message)
-
-    def progress(self, record: dict[str, Any]) -> None:
-        self.pipes.log.info(progress_line(record))
-        self.pipes.report_custom_message({"kind": PROGRESS, **record})
-
-    def summary(self, summary: dict[str, Any]) -> None:
-        self.pipes.report_custom_message({"kind": SUMMARY, **summary})
-
-
 @contextmanager
-def open_reporter(rank: int) -> Iterator[Reporter]:
-    """The reporter of this process: Pipes (rank 0 launched by Dagster), console (rank 0) or silent."""
-    if rank != 0:
-        yield SilentReporter()
-    elif os.environ.get(PIPES_CONTEXT_ENV):
-        from dagster_pipes import open_dagster_pipes
-
-        with open_dagster_pipes() as pipes:
-            yield PipesReporter(pipes)
-    else:
-        print("[train] not launched through Dagster Pipes: reporting to the console", file=sys.stderr)
-        yield ConsoleReporter()
+def console_reporter(rank: int) -> Iterator[Reporter]:
+    """The reporter of a process started outside Dagster: the console on rank 0, silent elsewhere."""
+    yield ConsoleReporter() if rank == 0 else SilentReporter()
