@@ -92,10 +92,11 @@ class LabelRow:
 
 @dataclass
 class Frame:
-    """One RGB-D frame: ``index`` in the scene, ``rgb`` uint8 [H,W,3], ``depth`` uint16 [h,w], aligned 4x4 pose."""
+    """One RGB-D frame: ``index`` in the scene, ``rgb`` uint8 [H,W,3] (None when read without colour), ``depth``
+    uint16 [h,w], aligned 4x4 pose."""
 
     index: int
-    rgb: np.ndarray
+    rgb: np.ndarray | None
     depth: np.ndarray
     pose: np.ndarray
 
@@ -416,7 +417,9 @@ class _SensFrames:
     def depth_size(self) -> tuple[int, int]:
         return (self.reader.header.depth_width, self.reader.header.depth_height)
 
-    def decode(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+    def decode(self, index: int, colour: bool = True) -> tuple[np.ndarray | None, np.ndarray]:
+        if not colour:
+            return None, self.reader.read_depth(index)
         ((rgb, depth, _),) = self.reader.read_frames([index])
         return rgb, depth
 
@@ -483,20 +486,24 @@ class _ExportedFrames:
     def depth_size(self) -> tuple[int, int]:
         return self._image_size(self.dir / "depth" / f"{self.stems[0]}.png")
 
-    def decode(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        color_path = self.dir / "color" / f"{self.stems[index]}.jpg"
+    def decode(self, index: int, colour: bool = True) -> tuple[np.ndarray | None, np.ndarray]:
         depth_path = self.dir / "depth" / f"{self.stems[index]}.png"
-        bgr = cv2.imread(str(color_path), cv2.IMREAD_COLOR)
-        if bgr is None:
-            raise SceneInputError(self.scene_id, color_path, "colour image missing or does not decode")
-        if (bgr.shape[1], bgr.shape[0]) != self.color_size:
-            raise SceneInputError(self.scene_id, color_path, f"colour image is not {self.color_size} like frame 0")
+        rgb = self._decode_colour(index) if colour else None
         depth = cv2.imread(str(depth_path), cv2.IMREAD_UNCHANGED)
         if depth is None or depth.dtype != np.uint16 or depth.ndim != 2:
             raise SceneInputError(self.scene_id, depth_path, "depth image missing or not 16-bit single-channel")
         if (depth.shape[1], depth.shape[0]) != self.depth_size:
             raise SceneInputError(self.scene_id, depth_path, f"depth image is not {self.depth_size} like frame 0")
-        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), depth
+        return rgb, depth
+
+    def _decode_colour(self, index: int) -> np.ndarray:
+        color_path = self.dir / "color" / f"{self.stems[index]}.jpg"
+        bgr = cv2.imread(str(color_path), cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise SceneInputError(self.scene_id, color_path, "colour image missing or does not decode")
+        if (bgr.shape[1], bgr.shape[0]) != self.color_size:
+            raise SceneInputError(self.scene_id, color_path, f"colour image is not {self.color_size} like frame 0")
+        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
     def close(self) -> None:
         pass
@@ -583,8 +590,10 @@ class ScanNetScene:
         aligned[valid] = np.einsum("ij,njk->nik", self.axis_alignment, self._frames.raw_poses[valid])
         return aligned
 
-    def read_frames(self, indices: Iterable[int]) -> list[Frame]:
-        """Decode only the requested frames; an out-of-range index or a non-finite pose is refused."""
+    def read_frames(self, indices: Iterable[int], colour: bool = True) -> list[Frame]:
+        """Decode only the requested frames; an out-of-range index or a non-finite pose is refused.
+
+        With ``colour=False`` only the depth is decoded and ``Frame.rgb`` is None (depth tests need no colour)."""
         indices = [int(i) for i in indices]
         valid = self.valid_frame_mask()
         for index in indices:
@@ -595,7 +604,7 @@ class ScanNetScene:
                 raise SceneInputError(self.scene_id, self._frames.frame_file(index),
                                       f"frame {index} has a non-finite pose (invalid frame)")  # fmt: skip
         poses = self.poses()
-        return [Frame(index, *self._frames.decode(index), poses[index]) for index in indices]
+        return [Frame(index, *self._frames.decode(index, colour), poses[index]) for index in indices]
 
     # -- mesh and objects ------------------------------------------------------------------------------------
     @cached_property

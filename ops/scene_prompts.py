@@ -16,6 +16,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+from PIL import Image
 
 from ops.errors import SceneInputError
 from ops.frames import composite_grid, sample_frame_indices, visible_markers
@@ -230,8 +231,10 @@ def check_markers_complete(out: Path, scene, settings: PromptSettings) -> dict[s
     instance = np.load(out / "instances" / "instance.npy", allow_pickle=False)
     entries = json.loads((out / "frames" / "frames.json").read_text())["frames"]
     missing, extra = [], []
-    for entry, frame in zip(entries, scene.read_frames([e["source_index"] for e in entries]), strict=True):
-        height, width = _read_rgb(out / "frames" / entry["file"]).shape[:2]
+    sources = scene.read_frames([e["source_index"] for e in entries], colour=False)
+    for entry, frame in zip(entries, sources, strict=True):
+        with Image.open(out / "frames" / entry["file"]) as saved:  # reads the header only
+            width, height = saved.size
         expected = visible_markers(
             coord, instance, frame.pose, scene.depth_intrinsics, frame.depth, scene.depth_shift, (width, height),
             np.asarray(entry["intrinsics"]), settings.min_visible_points, settings.depth_tolerance,

@@ -300,6 +300,10 @@ def test_read_frames_decodes_only_what_is_asked(sens_scene, exported_scene, layo
             assert frame.depth.dtype == np.uint16
             np.testing.assert_array_equal(frame.depth, frame_depth(frame.index))
             np.testing.assert_array_equal(frame.pose, scene.poses()[frame.index])
+        for frame in scene.read_frames([4, 1], colour=False):  # depth only, for depth tests
+            assert frame.rgb is None
+            np.testing.assert_array_equal(frame.depth, frame_depth(frame.index))
+            np.testing.assert_array_equal(frame.pose, scene.poses()[frame.index])
         for invalid in (2, 3):
             with pytest.raises(SceneInputError, match=f"frame {invalid} has a non-finite pose") as error:
                 scene.read_frames([0, invalid])
