@@ -14,7 +14,6 @@ import io
 import json
 import os
 import pstats
-import resource
 import shutil
 import subprocess
 import sys
@@ -103,8 +102,14 @@ def run_child(mode: str, out_dir: Path, *paths: Path) -> dict[str, Any]:
 
 
 def _maxrss_mib() -> float:
-    """Peak resident set size of this process so far (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """Peak resident set size of this process so far: ``VmHWM`` of /proc/self/status (KiB).
+
+    Not ``getrusage().ru_maxrss``: Linux carries that across fork and exec, so a child started from a large
+    pytest process reports the parent's peak; ``VmHWM`` belongs to the address space that exec made new."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
 
 
 def _child_prepare(raw: Path, out: Path) -> dict[str, Any]:

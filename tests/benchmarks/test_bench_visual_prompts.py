@@ -3,7 +3,7 @@
 1. A ScanNet-size synthetic scene (2,000-frame ``.sens`` at 1296x968 colour / 640x480 depth, ~140k-vertex mesh,
    32 frames, mesh point cloud, gt instances): ``prepare_scene`` (all stages) against its I/O floor (goal <= 1.5x),
    with the per-stage breakdown and a cProfile of where the time goes.
-2. Peak memory of one such scene: each run is a fresh process that reads its own ``ru_maxrss`` (peak RSS, Linux
+2. Peak memory of one such scene: each run is a fresh process that reads its own peak RSS (``VmHWM``, Linux
    KiB) before and after the work. RSS is used rather than tracemalloc because OpenCV and Open3D allocate outside
    Python's allocator, where tracemalloc does not see them.
 3. Ray: the same per-scene tasks over 16 smaller scenes with 1 then 2 workers (goal >= 1.8x). Ray start-up
@@ -98,7 +98,7 @@ def test_scannet_size_scene_against_io_floor(scannet_runs):
 def test_peak_memory_per_scene(scannet_runs):
     prepare = max(scannet_runs["prepares"], key=lambda r: r["peak_rss_mib"])
     floor = max(scannet_runs["floors"], key=lambda r: r["peak_rss_mib"])
-    print(f"\n[bench] peak RSS (fresh process, ru_maxrss): prepare_scene {prepare['peak_rss_mib']:.0f} MiB "
+    print(f"\n[bench] peak RSS (fresh process, VmHWM): prepare_scene {prepare['peak_rss_mib']:.0f} MiB "
           f"(after imports {prepare['baseline_rss_mib']:.0f} MiB); I/O floor {floor['peak_rss_mib']:.0f} MiB "
           f"(after imports and loading the reference outputs {floor['baseline_rss_mib']:.0f} MiB)")  # fmt: skip
     ROWS.append(("scannet-size scene: peak RSS (MiB)", f"{prepare['peak_rss_mib']:.0f}", ""))
