@@ -81,6 +81,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     configure_environment(args.root)
     import dagster as dg
 
+    from ops.samples import VARIANTS
     from pipelines.definitions import defs
     from pipelines.sensors import discover_scenes
     from resources.storage import StorageRoot
@@ -119,9 +120,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if not ok:
         print("   some scenes failed: see the run in the UI", file=sys.stderr)
 
-    _step("training data: task samples, training shards and eval sets of every prepared scene")
+    _step("training data: task samples, training shards and eval sets of every prepared scene, with the paper's "
+          "ablation variants (no BEV, unmarked frames)")
+    variants = {"ops": {"task_samples": {"config": {"variants": list(VARIANTS)}}}, **CONSOLE_INFO}
     outcome = defs.resolve_job_def("dataset_job").execute_in_process(instance=instance, raise_on_error=False,
-                                                                     run_config=CONSOLE_INFO)  # fmt: skip
+                                                                     run_config=variants)  # fmt: skip
     for event in outcome.get_asset_materialization_events():
         materialization = event.event_specific_data.materialization
         rows = materialization.metadata.get("num_rows") or materialization.metadata.get("train_rows")
