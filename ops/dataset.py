@@ -44,6 +44,7 @@ from ops.samples import (
     TASKS,
     VARIANTS,
     BuildSettings,
+    Sample,
     SceneContext,
     build_samples,
     load_scene_context,
@@ -259,12 +260,7 @@ def build_training_shards(
     seed = int(index["settings"]["seed"])
     manifests = {}
     for variant in chosen:
-        samples = read_samples_jsonl(samples_path(dataset_dir, "train", variant))
-        if not samples:
-            left_out = index["splits"]["train"]["unavailable_scenes"]
-            raise ValueError(f"no train samples for variant {variant!r}; scenes left out: {left_out}")
-        metadata = {"variant": variant, "samples_data_version": index["data_version"],
-                    "sample_settings": index["settings"], "stats": index["splits"]["train"]["stats"]}  # fmt: skip
+        samples, metadata = _split_samples(dataset_dir, index, "train", variant)
         manifests[variant] = write_shards(samples, train_shards_dir(dataset_dir, variant), root, "train",
                                           f"gpt4scene_train_{variant}", settings.image_mode,
                                           settings.target_shard_bytes, seed, metadata)  # fmt: skip
@@ -278,6 +274,20 @@ def build_training_shards(
         log(f"train_{variant}: {manifests[variant]['num_rows']} rows in {len(manifests[variant]['files'])} shards, "
             f"data version {manifests[variant]['data_version'][:12]}")  # fmt: skip
     return manifests
+
+
+def _split_samples(
+    dataset_dir: Path, index: dict[str, Any], split: str, variant: str
+) -> tuple[list[Sample], dict[str, Any]]:
+    """The samples of one split and variant (refused when empty, naming the scenes left out) and the shard
+    manifest's metadata about them."""
+    samples = read_samples_jsonl(samples_path(dataset_dir, split, variant))
+    if not samples:
+        left_out = index["splits"][split]["unavailable_scenes"]
+        raise ValueError(f"no {split} samples for variant {variant!r}; scenes left out: {left_out}")
+    metadata = {"variant": variant, "samples_data_version": index["data_version"],
+                "sample_settings": index["settings"], "stats": index["splits"][split]["stats"]}  # fmt: skip
+    return samples, metadata
 
 
 def build_eval_set(
@@ -294,12 +304,7 @@ def build_eval_set(
     corpus = (dataset_dir / SAMPLES_DIR / f"val_{SCAN2CAP_CORPUS}").read_bytes()
     manifests = {}
     for variant in chosen:
-        samples = read_samples_jsonl(samples_path(dataset_dir, "val", variant))
-        if not samples:
-            left_out = index["splits"]["val"]["unavailable_scenes"]
-            raise ValueError(f"no val samples for variant {variant!r}; scenes left out: {left_out}")
-        metadata = {"variant": variant, "samples_data_version": index["data_version"],
-                    "sample_settings": index["settings"], "stats": index["splits"]["val"]["stats"]}  # fmt: skip
+        samples, metadata = _split_samples(dataset_dir, index, "val", variant)
         manifests[variant] = write_shards(samples, eval_set_dir(dataset_dir, variant), root, "val",
                                           f"gpt4scene_val_{variant}", settings.image_mode, settings.target_shard_bytes,
                                           int(index["settings"]["seed"]), metadata,
