@@ -54,6 +54,7 @@ from typing import Any
 import numpy as np
 
 from ops.annotations import (
+    FILE_NAMES,
     IMAGE_PLACEHOLDER,
     Benchmarks,
     Multi3DReferRecord,
@@ -72,6 +73,7 @@ from ops.scene_id import validate_scene_id
 TASKS = ("scanqa", "sqa3d", "scanrefer", "multi3drefer", "scan2cap")
 VARIANTS = ("marked", "no_bev", "unmarked")
 SPLITS = ("train", "val")
+MAX_REPORTED = 20  # unknown-object annotations listed per task (all are counted)
 ID_FORMAT = "<OBJ{:03d}>"
 QA_SUFFIX = " Answer the question using a single word or phrase."
 
@@ -420,6 +422,7 @@ class TaskStats:
     kept: int = 0
     samples: int = 0
     dropped: Counter[str] = field(default_factory=Counter)
+    unknown_objects: list[str] = field(default_factory=list)  # "<file>: scene <id> has no object <n>", first 20
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -428,6 +431,7 @@ class TaskStats:
             "samples": self.samples,
             "dropped": sum(self.dropped.values()),
             "dropped_by_reason": dict(sorted(self.dropped.items())),
+            "unknown_objects": self.unknown_objects,
         }
 
 
@@ -460,8 +464,13 @@ class _Builder:
             self.stats[task].dropped["scene_unavailable"] += 1
         return scene
 
-    def drop(self, task: str, reason: str) -> None:
-        self.stats[task].dropped[reason] += 1
+    def drop(self, task: str, reason: str, scene_id: str = "", object_id: int = -1) -> None:
+        stats = self.stats[task]
+        stats.dropped[reason] += 1
+        if reason == "unknown_object" and len(stats.unknown_objects) < MAX_REPORTED:
+            # An annotation naming an object the scan does not have: reported with its file, as bad input is.
+            source = FILE_NAMES["scanrefer" if task == "scan2cap" else task].format(split=self.settings.split)
+            stats.unknown_objects.append(f"{source}: scene {scene_id} has no object {object_id} in its aggregation")
 
     def add(self, task: str, samples: list[Sample]) -> None:
         self.stats[task].kept += 1
@@ -530,7 +539,7 @@ class _Builder:
         match = match_object(scene, record.object_id)
         reason = self.target_reason(scene, record.object_id, match)
         if reason is not None and (self.train or reason == "unknown_object"):
-            self.drop("scanrefer", reason)
+            self.drop("scanrefer", reason, record.scene_id, record.object_id)
             return
         sample_id = f"scanrefer-{record.scene_id}-{record.object_id}-{record.ann_id}"
         template = _pick(sample_rng(self.settings.seed, sample_id), GROUNDING_TEMPLATES)
@@ -554,7 +563,7 @@ class _Builder:
             if reason is None and self.train and match.marker_id in targets:
                 reason = "duplicate_marker"
             if reason is not None and (self.train or reason == "unknown_object"):
-                self.drop("multi3drefer", reason)
+                self.drop("multi3drefer", reason, record.scene_id, oid)
                 return
             if match.marker_id is not None and match.marker_id not in targets:
                 targets.append(match.marker_id)
@@ -581,7 +590,7 @@ class _Builder:
                 self.corpus[obj.key] = captions
                 match = matches.get(obj.object_id)
                 if obj.object_id not in scene.gt_boxes:
-                    self.drop("scan2cap", "unknown_object")
+                    self.drop("scan2cap", "unknown_object", scene_id, obj.object_id)
                     continue
                 if match is None:
                     self.drop("scan2cap", "no_marker")

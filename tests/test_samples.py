@@ -157,7 +157,8 @@ def test_golden_train_samples(gt_scene):
         {"role": "assistant", "content": result.samples[0].answer},
     ]
     stats = {task: s.to_dict() for task, s in result.stats.items()}
-    assert stats["scanqa"] == {"records": 1, "kept": 1, "samples": 2, "dropped": 0, "dropped_by_reason": {}}
+    assert stats["scanqa"] == {"records": 1, "kept": 1, "samples": 2, "dropped": 0, "dropped_by_reason": {},
+                              "unknown_objects": []}
     assert stats["multi3drefer"]["samples"] == 4 and stats["scan2cap"]["samples"] == 2
 
 
@@ -231,6 +232,20 @@ def test_gt_mapping_goes_through_labels_object_id(gt_scene):
     result = build_samples(bench, {SCENE: gt_scene}, BuildSettings(tasks=("scanrefer",)))
     assert result.samples == []
     assert result.stats["scanrefer"].to_dict()["dropped_by_reason"] == {"no_marker": 1, "unknown_object": 1}
+    assert result.stats["scanrefer"].unknown_objects == [
+        f"ScanRefer_filtered_train.json: scene {SCENE} has no object 5000 in its aggregation"]
+
+
+def test_annotations_naming_a_missing_object_are_reported_with_file_and_scene(gt_scene):
+    bench = Benchmarks("val", scanrefer=[ScanReferRecord(SCENE, 112, "chair", "0", "the chair."),
+                                         ScanReferRecord(SCENE, 7777, "ghost", "1", "nothing.")],
+                       multi3drefer=[Multi3DReferRecord(SCENE, "3", (112, 4242), "chair", "two chairs.", "mt")])
+    result = build_samples(bench, {SCENE: gt_scene}, BuildSettings(split="val", tasks=("scanrefer", "multi3drefer")))
+    assert [s.sample_id for s in result.samples] == [f"scanrefer-{SCENE}-112-0"]  # the good record goes on
+    assert result.stats["scanrefer"].to_dict()["unknown_objects"] == [
+        f"ScanRefer_filtered_val.json: scene {SCENE} has no object 7777 in its aggregation"]
+    assert result.stats["multi3drefer"].to_dict()["unknown_objects"] == [
+        f"multi3drefer_val.json: scene {SCENE} has no object 4242 in its aggregation"]
 
 
 def test_proposal_mapping_by_highest_iou(proposal_scene):
