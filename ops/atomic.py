@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import io
 import json
 import os
@@ -80,9 +81,15 @@ def replace_dir(tmp_dir: str | Path, final_dir: str | Path) -> None:
 
 @contextmanager
 def staging_dir(final_dir: str | Path) -> Iterator[Path]:
-    """A temporary folder beside ``final_dir``; on success it replaces ``final_dir`` in one rename."""
+    """A temporary folder beside ``final_dir``; on success it replaces ``final_dir`` in one rename.
+
+    Staging folders of ``final_dir`` left by a writer that was killed (SIGKILL leaves no chance to clean up) are
+    removed first: one writer per artifact folder at a time, as every asset and Ray task here writes its own."""
     final_dir = Path(final_dir)
     final_dir.parent.mkdir(parents=True, exist_ok=True)
+    for leftover in final_dir.parent.glob(f".{glob.escape(final_dir.name)}.*.tmp"):
+        if leftover.is_dir():
+            shutil.rmtree(leftover, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final_dir.name}.", suffix=".tmp", dir=final_dir.parent))
     tmp.chmod(DIR_MODE)
     try:

@@ -63,6 +63,7 @@ def test_sigkilled_shard_writer_leaves_nothing_complete_and_rerun_is_identical(t
     assert write_shards_process(root, out) == 0
     assert verify_shards(out) == []
     assert snapshot(out) == reference  # byte-identical to the uninterrupted build
+    assert [p.name for p in out.parent.iterdir()] == [out.name]  # the killed writer's staging folder is gone
 
 
 def test_sigkill_during_rebuild_keeps_the_previous_set_intact(tmp_path):
