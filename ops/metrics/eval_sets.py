@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from ops.annotations import read_json_file
 from ops.errors import SceneInputError
 from ops.metrics.benchmarks import (
     CaptionItem,
@@ -126,10 +127,7 @@ def load_eval_set(eval_dir: str | Path, root: str | Path) -> EvalSuite:
 
     eval_dir, root = Path(eval_dir), Path(root)
     corpus_path = eval_dir / SCAN2CAP_CORPUS
-    try:
-        corpus = json.loads(corpus_path.read_bytes().decode("utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise SceneInputError(None, corpus_path, f"cannot read the Scan2Cap corpus: {exc}") from exc
+    corpus = read_json_file(corpus_path)
     boxes = _BoxFiles(root)
     suite = EvalSuite("ours", eval_dir)
     captioned: dict[str, tuple[str, dict[str, Any], np.ndarray]] = {}
@@ -182,13 +180,6 @@ def load_eval_set(eval_dir: str | Path, root: str | Path) -> EvalSuite:
 # -- official annotations -----------------------------------------------------------------------------------------
 
 
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_bytes().decode("utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise SceneInputError(None, path, f"cannot read JSON: {exc}") from exc
-
-
 def _read_attributes(path: Path) -> dict[str, np.ndarray]:
     """``{scene_id: locs [N,6]}`` of a Chat-Scene attribute file (loaded with ``weights_only``: never unpickled)."""
     import torch
@@ -225,7 +216,7 @@ def load_official_annotations(annotation_dir: str | Path) -> EvalSuite:
     proposals = _read_attributes(folder / OFFICIAL_PROPOSALS) if needs_boxes else {}
     gt = _read_attributes(folder / OFFICIAL_GT) if needs_boxes else {}
     unique_path = folder / OFFICIAL_UNIQUE
-    unique = _read_json(unique_path) if unique_path.is_file() else None
+    unique = read_json_file(unique_path) if unique_path.is_file() else None
 
     def boxes(table: dict[str, np.ndarray], name: str, scene_id: str) -> np.ndarray:
         if scene_id not in table:
@@ -239,7 +230,7 @@ def load_official_annotations(annotation_dir: str | Path) -> EvalSuite:
         return locs[obj_id]
 
     for task, path in present.items():
-        rows = _read_json(path)
+        rows = read_json_file(path)
         if not isinstance(rows, list):
             raise SceneInputError(None, path, "expected a JSON list of rows")
         ids: dict[str, str] = {}
@@ -281,7 +272,7 @@ def load_official_annotations(annotation_dir: str | Path) -> EvalSuite:
                                       f"row {number}: {exc}") from exc  # fmt: skip
         if task == "scan2cap":
             corpus = {key: tuple(_strip_sos_eos(c) for c in refs)
-                      for key, refs in _read_json(folder / OFFICIAL_CORPUS).items()}  # fmt: skip
+                      for key, refs in read_json_file(folder / OFFICIAL_CORPUS).items()}  # fmt: skip
             missing = sorted(set(captioned) - set(corpus))
             if missing:
                 raise SceneInputError(None, folder / OFFICIAL_CORPUS, f"objects missing from the corpus: {missing[:5]}")
@@ -350,7 +341,7 @@ def _official_task(file: Path, task: str | None) -> str:
 
 
 def _official_rows(file: Path, task: str) -> list[tuple[str, str]]:
-    rows = _read_json(file)
+    rows = read_json_file(file)
     if not isinstance(rows, list):
         raise SceneInputError(None, file, "expected a JSON list of {qid, pred, ...} rows")
     try:
