@@ -34,7 +34,7 @@ from ops.markers import draw_markers, marker_size_for
 
 BEV_BACKGROUND = (255, 255, 255)
 MAX_SPLAT_RADIUS = 8  # px
-_SPACING_SAMPLE = 20000  # points used to estimate the point spacing
+_SPACING_SAMPLE = 5000  # points used to estimate the point spacing
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,8 @@ def apply_world_to_pixel(world_to_pixel: np.ndarray, xy: np.ndarray) -> np.ndarr
 def _splat_radius(coord: np.ndarray, scale: float) -> int:
     step = max(1, len(coord) // _SPACING_SAMPLE)
     sample = coord[::step]
-    distances, _ = cKDTree(coord).query(sample, k=2)
+    # sliding-midpoint splits build ~2x faster than median splits here; the neighbours found are the same (exact)
+    distances, _ = cKDTree(coord, balanced_tree=False, compact_nodes=False).query(sample, k=2)
     spacing = float(np.percentile(distances[:, 1], 90)) * scale  # px
     # a disc of 0.75 spacing reaches the middle of a grid cell (0.71 spacing from its corners)
     return int(min(MAX_SPLAT_RADIUS, max(1, np.ceil(0.75 * spacing))))
@@ -131,16 +132,22 @@ def render_bev(
 
 
 def _splat(image: np.ndarray, filled: np.ndarray, heights: np.ndarray, width: int, height: int, radius: int):
-    """Give every pixel the colour of the highest filled pixel within ``radius`` (in place, flat image)."""
-    # rank filled pixels by height (ties by pixel index); float32 holds these ranks exactly (< 2**24 pixels)
-    rank_order = np.lexsort((filled, heights))
-    rank = np.zeros(height * width, dtype=np.float32)
-    rank[filled[rank_order]] = np.arange(1, len(filled) + 1, dtype=np.float32)
+    """Give every pixel the colour of the highest filled pixel within ``radius`` (in place, flat image).
+
+    ``filled`` are the filled pixels' flat indices in ascending order. Each is ranked by height (ties by pixel
+    index) and a max filter (dilation) of the rank image gives every pixel the rank of its winner; rank 0 is
+    "no filled pixel near" and maps to the background. Colours are looked up from a per-rank palette packed into
+    uint32, as one gather of 4-byte values is several times faster than gathering 3-byte rows.
+    """
+    ranked = filled[np.argsort(heights, kind="stable")]  # ``filled`` ascending: equal heights stay in pixel order
+    rank = np.zeros(height * width, dtype=np.float32)  # float32 holds these ranks exactly (< 2**24 pixels)
+    rank[ranked] = np.arange(1, len(ranked) + 1, dtype=np.float32)
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-    best = cv2.dilate(rank.reshape(height, width), kernel).reshape(-1)
-    covered = np.flatnonzero(best > 0)
-    source = filled[rank_order][best[covered].astype(np.int64) - 1]
-    image[covered] = image[source]
+    winner = cv2.dilate(rank.reshape(height, width), kernel).reshape(-1).astype(np.int32)
+    palette = np.zeros((len(ranked) + 1, 4), dtype=np.uint8)
+    palette[0, :3] = BEV_BACKGROUND
+    palette[1:, :3] = image[ranked]
+    image[:] = palette.view(np.uint32).reshape(-1)[winner].view(np.uint8).reshape(-1, 4)[:, :3]
 
 
 def bev_markers(boxes: np.ndarray, world_to_pixel: np.ndarray) -> dict[int, list[float]]:

@@ -17,8 +17,9 @@ Coordinates are pixels, u to the right and v down, pixel centres at integer valu
 from __future__ import annotations
 
 import colorsys
+import functools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import cv2
 import numpy as np
@@ -66,19 +67,20 @@ def layout_markers(
     placed: dict[int, tuple[float, float]] = {}
     for object_id in sorted(anchors):
         au, av = (float(x) for x in anchors[object_id][:2])
-        candidates = [clamp(au, av)]
-        for ring in range(1, _MAX_RINGS + 1):
-            step = ring * size * 0.6
-            for k in range(_RING_ANGLES):
-                angle = 2.0 * math.pi * k / _RING_ANGLES
-                candidates.append(clamp(au + step * math.cos(angle), av - step * math.sin(angle)))
-        chosen = candidates[0]
-        for cu, cv in candidates:
-            if all(math.hypot(cu - pu, cv - pv) >= size for pu, pv in placed.values()):
-                chosen = (cu, cv)
-                break
-        placed[object_id] = chosen
+        free = (spot for spot in _candidate_spots(au, av, size, clamp)
+                if all(math.hypot(spot[0] - pu, spot[1] - pv) >= size for pu, pv in placed.values()))  # fmt: skip
+        placed[object_id] = next(free, clamp(au, av))
     return placed
+
+
+def _candidate_spots(au: float, av: float, size: int, clamp) -> Iterator[tuple[float, float]]:
+    """The anchor, then points on rings around it at fixed angles, nearest ring first (generated lazily)."""
+    yield clamp(au, av)
+    for ring in range(1, _MAX_RINGS + 1):
+        step = ring * size * 0.6
+        for k in range(_RING_ANGLES):
+            angle = 2.0 * math.pi * k / _RING_ANGLES
+            yield clamp(au + step * math.cos(angle), av - step * math.sin(angle))
 
 
 def _fixed(u: float, v: float) -> tuple[int, int]:
@@ -109,9 +111,16 @@ def draw_markers(image: np.ndarray, markers: Mapping[int, Sequence[float]], size
         cv2.circle(out, _fixed(cu, cv), radius_fixed, ink, line, cv2.LINE_AA, _SHIFT)
         text = str(object_id)
         thickness = max(1, int(round(size / 18)))
-        (tw, th), _ = cv2.getTextSize(text, _FONT, 1.0, thickness)
-        scale = min(0.66 * size / tw, 0.42 * size / th)
-        (tw, th), _ = cv2.getTextSize(text, _FONT, scale, thickness)
+        scale, (tw, th) = _label_fit(text, size, thickness)
         origin = (int(round(cu - tw / 2.0)), int(round(cv + th / 2.0)))
         cv2.putText(out, text, origin, _FONT, scale, ink, thickness, cv2.LINE_AA)
     return out
+
+
+@functools.lru_cache(maxsize=4096)
+def _label_fit(text: str, size: int, thickness: int) -> tuple[float, tuple[int, int]]:
+    """Font scale that fits ``text`` in a marker of diameter ``size``, and the text's size at that scale (px)."""
+    (tw, th), _ = cv2.getTextSize(text, _FONT, 1.0, thickness)
+    scale = min(0.66 * size / tw, 0.42 * size / th)
+    (tw, th), _ = cv2.getTextSize(text, _FONT, scale, thickness)
+    return scale, (tw, th)
