@@ -64,8 +64,8 @@ def _prepare_scene_task(raw_dir: str, out_dir: str, settings: PromptSettings, st
     return prepare_scene(raw_dir, out_dir, settings, stages)
 
 
-def _image_md(title: str, png: bytes) -> dg.MetadataValue:
-    return dg.MetadataValue.md(f"![{title}](data:image/png;base64,{base64.b64encode(png).decode('ascii')})")
+def _image_md(title: str, jpeg: bytes) -> dg.MetadataValue:
+    return dg.MetadataValue.md(f"![{title}](data:image/jpeg;base64,{base64.b64encode(jpeg).decode('ascii')})")
 
 
 def _failure_reason(exc: BaseException) -> str:

@@ -85,6 +85,21 @@ def box_from_points(points: np.ndarray) -> np.ndarray:
     return np.concatenate([(low + high) / 2.0, high - low]).astype(np.float32)
 
 
+def boxes_by_row(points: np.ndarray, rows: np.ndarray, num_rows: int) -> np.ndarray:
+    """``box_from_points`` of every group at once: float32 [num_rows,6] for the points [N,3] whose ``rows`` [N]
+    equals each row (rows < 0 belong to none); a row without points keeps an all-zero box."""
+    rows = np.asarray(rows, dtype=np.int64)
+    member = np.flatnonzero((rows >= 0) & (rows < num_rows))
+    order = member[np.argsort(rows[member], kind="stable")]
+    grouped = np.asarray(points, dtype=np.float64)[order]
+    present, starts = np.unique(rows[order], return_index=True)
+    boxes = np.zeros((num_rows, 6), dtype=np.float32)
+    if len(present):
+        low, high = np.minimum.reduceat(grouped, starts), np.maximum.reduceat(grouped, starts)
+        boxes[present] = np.concatenate([(low + high) / 2.0, high - low], axis=1).astype(np.float32)
+    return boxes
+
+
 def box_iou_3d(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """IoU of axis-aligned boxes given as centre+size [...,6]; broadcasts (e.g. ``a[:, None], b[None]``)."""
     a = np.asarray(a, dtype=np.float64)
@@ -148,9 +163,7 @@ def instances_from_gt(
     for row, oid in enumerate(kept):
         lookup[oid] = row
     vertex_rows = lookup[vertex_object_ids]
-    boxes = np.zeros((len(kept), 6), dtype=np.float32)
-    for row in range(len(kept)):
-        boxes[row] = box_from_points(vertices[vertex_rows == row])
+    boxes = boxes_by_row(vertices, vertex_rows, len(kept))
     instance = _point_ids(coord, vertex_rows, mesh_vertices, max_transfer_distance)
     counts = np.bincount(instance[instance >= 0], minlength=len(kept))
     labels = [

@@ -499,12 +499,12 @@ class _ExportedFrames:
 
     def _decode_colour(self, index: int) -> np.ndarray:
         color_path = self.dir / "color" / f"{self.stems[index]}.jpg"
-        bgr = cv2.imread(str(color_path), cv2.IMREAD_COLOR)
-        if bgr is None:
+        rgb = cv2.imread(str(color_path), cv2.IMREAD_COLOR_RGB)
+        if rgb is None:
             raise SceneInputError(self.scene_id, color_path, "colour image missing or does not decode")
-        if (bgr.shape[1], bgr.shape[0]) != self.color_size:
+        if (rgb.shape[1], rgb.shape[0]) != self.color_size:
             raise SceneInputError(self.scene_id, color_path, f"colour image is not {self.color_size} like frame 0")
-        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        return rgb
 
     def close(self) -> None:
         pass
@@ -644,6 +644,10 @@ class ScanNetScene:
     @cached_property
     def _labels(self) -> dict[str, LabelRow]:
         return read_label_map(self.label_map_path) if self.label_map_path is not None else {}
+
+    def object_labels(self) -> dict[int, str]:
+        """``{objectId: label}`` of every aggregation object (no vertex work, unlike ``objects``)."""
+        return {group.object_id: group.label for group in self._groups}
 
     def objects(self) -> list[dict[str, Any]]:
         """Every aggregation object by objectId: ``object_id``, ``label``, ``num_vertices``, aligned ``box``.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,14 +20,15 @@ import numpy as np
 from PIL import Image
 
 from ops.errors import SceneInputError
-from ops.frames import composite_grid, sample_frame_indices, visible_markers
+from ops.frames import ObjectPoints, composite_grid, sample_frame_indices, visible_markers
 from ops.instances import Instances, instances_from_clusters, instances_from_gt, instances_from_proposals
 from ops.pointcloud import pointcloud_from_fusion, pointcloud_from_mesh
 from ops.scannet import open_scene
-from ops.visual_prompts import encode_png, write_bev, write_frames, write_instances, write_pointcloud
+from ops.visual_prompts import encode_jpeg, write_bev, write_frames, write_instances, write_pointcloud
 
 STAGES = ("point_cloud", "instance_masks", "bev_image", "marked_frames")
 BEV_BLANK_FRACTION = 0.05  # a BEV with fewer non-background pixels than this counts as blank
+PREVIEW_JPEG_QUALITY = 90
 
 
 @dataclass(frozen=True)
@@ -118,8 +120,9 @@ def prepare_scene(
         meta = write_bev(out, coord, color, instances.boxes, long_side=settings.bev_long_side,
                          margin=settings.bev_margin, marker_size=settings.bev_marker_size)  # fmt: skip
         result.stages["bev_image"] = {"size": meta["size"], "num_markers": len(meta["markers"])}
-        result.checks["bev_not_blank"] = check_bev_not_blank(out / "bev" / "bev.png")
-        result.previews["bev"] = _thumbnail_png(out / "bev" / "bev.png", 384)
+        written = _read_rgb(out / "bev" / "bev.png")
+        result.checks["bev_not_blank"] = check_bev_not_blank(written)
+        result.previews["bev"] = _preview_jpeg(written, 384)
         timed("bev_image", start)
 
     if "marked_frames" in stages:
@@ -141,9 +144,9 @@ def prepare_scene(
             "markers_per_frame": [len(entry["markers"]) for entry in meta["frames"]],
         }
         result.checks["frames_distinct"] = check_frames_distinct(out / "frames")
-        result.checks["markers_complete"] = check_markers_complete(out, scene, settings)
+        result.checks["markers_complete"] = check_markers_complete(out, frames, scene, settings)
         sheet = composite_grid([_read_rgb(out / "frames" / e["file"]) for e in meta["frames"][:8]], rows=2, cols=4)
-        result.previews["frames"] = _png_bytes_resized(sheet, 768)
+        result.previews["frames"] = _preview_jpeg(sheet, 768)
         timed("marked_frames", start)
     return result
 
@@ -164,8 +167,7 @@ def _build_pointcloud(scene, settings: PromptSettings) -> tuple[np.ndarray, np.n
 def _build_instances(scene, coord: np.ndarray, settings: PromptSettings) -> Instances:
     mesh_vertices = None if settings.pointcloud_source == "mesh" else scene.mesh().vertices
     if settings.instance_source == "gt":
-        labels = {obj["object_id"]: obj["label"] for obj in scene.objects()}
-        instances = instances_from_gt(coord, scene.object_ids(), labels, mesh_vertices=mesh_vertices)
+        instances = instances_from_gt(coord, scene.object_ids(), scene.object_labels(), mesh_vertices=mesh_vertices)
         if instances.num_objects == 0:  # nothing to mark or ask about: refuse rather than write empty prompts
             raise SceneInputError(scene.scene_id, scene.files["aggregation"],
                                   "no annotated object with points (walls, floor and ceiling do not count)")  # fmt: skip
@@ -208,10 +210,11 @@ def _load_instances(out: Path, scene_id: str) -> Instances:
 # -- artifact checks ------------------------------------------------------------------------------------------
 
 
-def check_bev_not_blank(bev_png: Path) -> dict[str, Any]:
-    """Passes when more than ``BEV_BLANK_FRACTION`` of the BEV pixels are not background (white)."""
-    image = _read_rgb(bev_png)
-    filled = float((image < 250).any(axis=2).mean())
+def check_bev_not_blank(image: np.ndarray) -> dict[str, Any]:
+    """Passes when more than ``BEV_BLANK_FRACTION`` of the pixels of the BEV (RGB, as decoded from the written
+    PNG) are not background (white)."""
+    background = cv2.inRange(image, (250, 250, 250), (255, 255, 255))  # 255 where every channel is >= 250
+    filled = 1.0 - cv2.countNonZero(background) / background.size
     return {"passed": filled > BEV_BLANK_FRACTION, "filled_fraction": round(filled, 4)}
 
 
@@ -224,19 +227,21 @@ def check_frames_distinct(frames_dir: Path) -> dict[str, Any]:
     return {"passed": distinct, "num_frames": len(indices), "distinct_indices": len(set(indices))}
 
 
-def check_markers_complete(out: Path, scene, settings: PromptSettings) -> dict[str, Any]:
+def check_markers_complete(out: Path, source_frames: Sequence[Any], scene, settings: PromptSettings) -> dict[str, Any]:
     """Passes when every object that is visible in a saved frame (recomputed from the saved point cloud,
-    instances and the source depth) has a marker there, and no marker names an invisible object."""
-    coord = np.load(out / "pointcloud" / "coord.npy", allow_pickle=False)
-    instance = np.load(out / "instances" / "instance.npy", allow_pickle=False)
+    instances and frame list, with the source frames' depth) has a marker there, and no marker names an
+    invisible object. ``source_frames`` are the frames as read from the scan, in any order."""
+    objects = ObjectPoints(np.load(out / "pointcloud" / "coord.npy", allow_pickle=False),
+                           np.load(out / "instances" / "instance.npy", allow_pickle=False))  # fmt: skip
     entries = json.loads((out / "frames" / "frames.json").read_text())["frames"]
+    by_index = {int(frame.index): frame for frame in source_frames}
     missing, extra = [], []
-    sources = scene.read_frames([e["source_index"] for e in entries], colour=False)
-    for entry, frame in zip(entries, sources, strict=True):
+    for entry in entries:
+        frame = by_index[entry["source_index"]]
         with Image.open(out / "frames" / entry["file"]) as saved:  # reads the header only
             width, height = saved.size
         expected = visible_markers(
-            coord, instance, frame.pose, scene.depth_intrinsics, frame.depth, scene.depth_shift, (width, height),
+            objects, frame.pose, scene.depth_intrinsics, frame.depth, scene.depth_shift, (width, height),
             np.asarray(entry["intrinsics"]), settings.min_visible_points, settings.depth_tolerance,
         )  # fmt: skip
         drawn = {int(key) for key in entry["markers"]}
@@ -249,19 +254,16 @@ def check_markers_complete(out: Path, scene, settings: PromptSettings) -> dict[s
 
 
 def _read_rgb(path: Path) -> np.ndarray:
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR_RGB)
     if image is None:
         raise ValueError(f"{path}: image does not decode")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return image
 
 
-def _png_bytes_resized(rgb: np.ndarray, long_side: int) -> bytes:
+def _preview_jpeg(rgb: np.ndarray, long_side: int) -> bytes:
+    """A UI preview: the image shrunk to ``long_side`` px at most, as JPEG (a PNG costs ten times the encoding)."""
     scale = min(1.0, long_side / max(rgb.shape[:2]))
     if scale < 1.0:
         size = (max(1, int(rgb.shape[1] * scale)), max(1, int(rgb.shape[0] * scale)))
         rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
-    return encode_png(rgb)
-
-
-def _thumbnail_png(path: Path, long_side: int) -> bytes:
-    return _png_bytes_resized(_read_rgb(path), long_side)
+    return encode_jpeg(rgb, PREVIEW_JPEG_QUALITY)

@@ -245,7 +245,7 @@ class SensReader:
 
 def decode_color(data: bytes, header: SensHeader, where: str = "") -> np.ndarray:
     """Decode a JPEG/PNG colour payload to RGB uint8 [color_height, color_width, 3]."""
-    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR_RGB)  # the codec writes RGB
     if image is None:
         raise ValueError(f"{where}: colour image does not decode")
     if image.shape[:2] != (header.color_height, header.color_width):
@@ -253,7 +253,7 @@ def decode_color(data: bytes, header: SensHeader, where: str = "") -> np.ndarray
             f"{where}: colour image is {image.shape[1]}x{image.shape[0]}, "
             f"the header says {header.color_width}x{header.color_height}"
         )
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return image
 
 
 def decode_depth(data: bytes, header: SensHeader, where: str = "") -> np.ndarray:

@@ -21,6 +21,7 @@ from ops.frames import (
     DEPTH_TOLERANCE,
     IMAGE_RESOLUTION,
     MIN_VISIBLE_POINTS,
+    ObjectPoints,
     mark_frame,
     resize_frame,
     visible_markers,
@@ -44,7 +45,7 @@ class SourceFrame(Protocol):
 def encode_png(rgb: np.ndarray) -> bytes:
     """PNG bytes of an RGB uint8 image (fixed settings)."""
     params = [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESSION]
-    ok, data = cv2.imencode(".png", np.ascontiguousarray(rgb[:, :, ::-1]), params)
+    ok, data = cv2.imencode(".png", cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR), params)
     if not ok:
         raise ValueError("PNG encoding failed")
     return data.tobytes()
@@ -53,7 +54,7 @@ def encode_png(rgb: np.ndarray) -> bytes:
 def encode_jpeg(rgb: np.ndarray, quality: int = JPEG_QUALITY) -> bytes:
     """Baseline JPEG bytes of an RGB uint8 image (fixed settings)."""
     params = [cv2.IMWRITE_JPEG_QUALITY, quality, cv2.IMWRITE_JPEG_OPTIMIZE, 0, cv2.IMWRITE_JPEG_PROGRESSIVE, 0]
-    ok, data = cv2.imencode(".jpg", np.ascontiguousarray(rgb[:, :, ::-1]), params)
+    ok, data = cv2.imencode(".jpg", cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR), params)
     if not ok:
         raise ValueError("JPEG encoding failed")
     return data.tobytes()
@@ -119,14 +120,14 @@ def write_frames(
     ``frames`` are the sampled frames in order (see ``ops.frames.sample_frame_indices``); XX counts from 00.
     """
     entries = []
+    objects = ObjectPoints(coord, instance)
     final = Path(scene_dir) / "frames"
     with staging_dir(final) as tmp:
         for n, frame in enumerate(frames):
             image, k_image = resize_frame(frame.rgb, color_intrinsics, image_resolution)
             height, width = image.shape[:2]
             markers = visible_markers(
-                coord,
-                instance,
+                objects,
                 frame.pose,
                 depth_intrinsics,
                 frame.depth,

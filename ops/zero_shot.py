@@ -88,10 +88,10 @@ def _decode(row: EvalRow, source: bytes | str, root: Path | None) -> np.ndarray:
             data = (root / source).read_bytes()
         except OSError as exc:
             raise SceneInputError(row.scene_id, root / source, f"cannot read image: {exc}") from exc
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR_RGB)
     if image is None:
         raise SceneInputError(row.scene_id, source if isinstance(source, str) else None, "image does not decode")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return image
 
 
 def zero_shot_images(row: EvalRow, variant: str, root: str | Path | None = None) -> list[bytes]:

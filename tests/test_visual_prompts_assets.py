@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 
+import cv2
 import dagster as dg
 import numpy as np
 import pytest
@@ -95,6 +97,10 @@ def test_materialisations_carry_previews(prepared):
     _, _, result, good, _ = prepared
     materialisations = [m.event_specific_data.materialization for m in result.get_asset_materialization_events()]
     bev = next(m for m in materialisations if m.asset_key == dg.AssetKey("bev_image") and m.partition == good[0])
-    assert bev.metadata["preview"].value.startswith("![BEV](data:image/png;base64,")
+    assert bev.metadata["preview"].value.startswith("![BEV](data:image/jpeg;base64,")
     frames = next(m for m in materialisations if m.asset_key == dg.AssetKey("marked_frames"))
-    assert "contact_sheet" in frames.metadata and frames.metadata["num_frames"].value == 8
+    assert frames.metadata["num_frames"].value == 8
+    for markdown, long_side in ((bev.metadata["preview"].value, 384), (frames.metadata["contact_sheet"].value, 768)):
+        data = base64.b64decode(markdown.split("base64,", 1)[1].rstrip(")"))
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+        assert image is not None and max(image.shape[:2]) == long_side
