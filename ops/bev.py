@@ -116,12 +116,7 @@ def render_bev(
     cols = np.clip(np.floor(uv[:, 0] + 0.5).astype(np.int64), 0, width - 1)
     rows = np.clip(np.floor(uv[:, 1] + 0.5).astype(np.int64), 0, height - 1)
     pixel = rows * width + cols
-    # z-buffer: sort by pixel, then by height; the last entry of each pixel's run is its highest point
-    order = np.lexsort((coord[:, 2], pixel))
-    pixel_sorted = pixel[order]
-    last = np.flatnonzero(np.r_[pixel_sorted[1:] != pixel_sorted[:-1], True])
-    top = order[last]
-    top_pixel = pixel_sorted[last]
+    top_pixel, top = _highest_per_pixel(pixel, coord[:, 2], width * height)
 
     image = np.empty((height * width, 3), dtype=np.uint8)
     image[:] = BEV_BACKGROUND
@@ -129,6 +124,19 @@ def render_bev(
     if splat:
         _splat(image, top_pixel, coord[top, 2], width, height, _splat_radius(coord, affine[0, 0]))
     return BevImage(image.reshape(height, width, 3), affine, (width, height))
+
+
+def _highest_per_pixel(pixel: np.ndarray, z: np.ndarray, num_pixels: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(pixels, points)``: every pixel that some point falls in (ascending) and the index of its highest point;
+    of points at the same height the one with the larger index wins. Two unbuffered maxima (``np.maximum.at``),
+    several times faster than sorting the points by pixel and height."""
+    highest = np.full(num_pixels, -np.inf)
+    np.maximum.at(highest, pixel, z)
+    on_top = np.flatnonzero(z == highest[pixel])
+    winner = np.full(num_pixels, -1, dtype=np.int64)
+    np.maximum.at(winner, pixel[on_top], on_top)
+    pixels = np.flatnonzero(winner >= 0)
+    return pixels, winner[pixels]
 
 
 def _splat(image: np.ndarray, filled: np.ndarray, heights: np.ndarray, width: int, height: int, radius: int):

@@ -15,6 +15,7 @@ hidden behind a wall, therefore gets no marker in that frame.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -159,50 +160,68 @@ class ObjectPoints:
 _CULL_MARGIN = 2.0  # px
 
 
+@dataclass(frozen=True)
+class FrameCamera:
+    """What the visibility rules need of one frame: pose, depth map and the saved image's size and K.
+
+    ``pose`` camera-to-world 4x4; ``depth`` uint16 [H,W] in ``1/depth_shift`` metres with intrinsics ``k_depth``;
+    ``image_size`` (width, height) and ``k_image`` describe the saved image the markers are for.
+    """
+
+    pose: np.ndarray
+    k_depth: np.ndarray
+    depth: np.ndarray
+    depth_shift: float
+    image_size: tuple[int, int]
+    k_image: np.ndarray
+
+    def __post_init__(self) -> None:
+        for name in ("pose", "k_depth", "k_image"):
+            object.__setattr__(self, name, np.asarray(getattr(self, name), dtype=np.float64))
+
+    def objects_in_view(self, objects: ObjectPoints) -> np.ndarray:
+        """``ObjectPoints.in_view`` for the saved image; none at all for a non-finite (invalid) pose."""
+        if not np.isfinite(self.pose).all():
+            return np.zeros(0, dtype=np.int64)
+        return objects.in_view(self.pose, self.k_image, *self.image_size)
+
+    def seen_points(self, columns: np.ndarray, ids: np.ndarray, depth_tolerance: float):
+        """``(ids, u, v)`` of the points (columns [3,n] and their ids) visible in this frame, ``u, v`` in pixels
+        of the saved image (rules in the module docstring)."""
+        cam_x, cam_y, cam_z = _to_camera(columns, self.pose)
+        front = np.flatnonzero(cam_z > 1e-6)
+        z = cam_z[front]
+        x, y = cam_x[front] / z, cam_y[front] / z  # normalised image coordinates, shared by both images
+
+        k_depth, depth = self.k_depth, self.depth
+        depth_height, depth_width = depth.shape
+        cols = np.floor(k_depth[0, 0] * x + k_depth[0, 1] * y + k_depth[0, 2] + 0.5).astype(np.int64)
+        rows = np.floor(k_depth[1, 1] * y + k_depth[1, 2] + 0.5).astype(np.int64)
+        in_depth = np.flatnonzero((cols >= 0) & (cols < depth_width) & (rows >= 0) & (rows < depth_height))
+        measured = depth[rows[in_depth], cols[in_depth]].astype(np.float64) / self.depth_shift
+        seen = in_depth[(measured > 0) & (z[in_depth] <= measured + depth_tolerance)]
+
+        k_image, (width, height) = self.k_image, self.image_size
+        u = k_image[0, 0] * x[seen] + k_image[0, 1] * y[seen] + k_image[0, 2]
+        v = k_image[1, 1] * y[seen] + k_image[1, 2]
+        in_image = (u >= -0.5) & (u < width - 0.5) & (v >= -0.5) & (v < height - 0.5)
+        return ids[front[seen[in_image]]], u[in_image], v[in_image]
+
+
 def visible_markers(
     objects: ObjectPoints,
-    pose: np.ndarray,
-    k_depth: np.ndarray,
-    depth: np.ndarray,
-    depth_shift: float,
-    image_size: tuple[int, int],
-    k_image: np.ndarray,
+    camera: FrameCamera,
     min_visible_points: int = MIN_VISIBLE_POINTS,
     depth_tolerance: float = DEPTH_TOLERANCE,
 ) -> dict[int, dict[str, object]]:
     """``{id: {"uv": [u, v], "visible_points": n}}`` for the objects visible in one frame (rules in module docs).
 
-    ``depth`` uint16 [H,W] in ``1/depth_shift`` metres with intrinsics ``k_depth``; ``image_size`` (width, height)
-    and ``k_image`` describe the saved image the markers are for. Objects whose box lies outside the saved image's
-    frustum are skipped before their points are projected (``ObjectPoints.in_view``).
+    Objects whose box lies outside the saved image's frustum are skipped before their points are projected.
     """
-    pose = np.asarray(pose, dtype=np.float64)
-    if not np.isfinite(pose).all():
-        return {}
-    k_image = np.asarray(k_image, dtype=np.float64)
-    width, height = image_size
-    kept = objects.in_view(pose, k_image, width, height)
+    kept = camera.objects_in_view(objects)
     if len(kept) == 0:
         return {}
-    columns, ids = objects.subset(kept)
-    cam_x, cam_y, cam_z = _to_camera(columns, pose)
-    front = np.flatnonzero(cam_z > 1e-6)
-    z = cam_z[front]
-    x, y = cam_x[front] / z, cam_y[front] / z  # normalised image coordinates, shared by both images
-
-    k_depth = np.asarray(k_depth, dtype=np.float64)
-    depth_height, depth_width = depth.shape
-    cols = np.floor(k_depth[0, 0] * x + k_depth[0, 1] * y + k_depth[0, 2] + 0.5).astype(np.int64)
-    rows = np.floor(k_depth[1, 1] * y + k_depth[1, 2] + 0.5).astype(np.int64)
-    in_depth = np.flatnonzero((cols >= 0) & (cols < depth_width) & (rows >= 0) & (rows < depth_height))
-    measured = depth[rows[in_depth], cols[in_depth]].astype(np.float64) / depth_shift
-    seen = in_depth[(measured > 0) & (z[in_depth] <= measured + depth_tolerance)]
-
-    u = k_image[0, 0] * x[seen] + k_image[0, 1] * y[seen] + k_image[0, 2]
-    v = k_image[1, 1] * y[seen] + k_image[1, 2]
-    in_image = (u >= -0.5) & (u < width - 0.5) & (v >= -0.5) & (v < height - 0.5)
-    u, v = u[in_image], v[in_image]
-    seen_ids = ids[front[seen[in_image]]]
+    seen_ids, u, v = camera.seen_points(*objects.subset(kept), depth_tolerance)
     if len(seen_ids) == 0:
         return {}
     counts = np.bincount(seen_ids)
@@ -216,6 +235,31 @@ def visible_markers(
             "visible_points": n,
         }
     return markers
+
+
+def visible_object_ids(
+    objects: ObjectPoints,
+    camera: FrameCamera,
+    min_visible_points: int = MIN_VISIBLE_POINTS,
+    depth_tolerance: float = DEPTH_TOLERANCE,
+    stride: int = 8,
+) -> set[int]:
+    """The IDs of ``visible_markers`` (no positions), for checking them with less work: every ``stride``-th point
+    of each object in view is tested first, and an object already shown visible by that sample needs no more;
+    only the others have all their points tested."""
+    kept = camera.objects_in_view(objects)
+    if len(kept) == 0:
+        return set()
+    threshold = max(1, min_visible_points)
+    columns, ids = objects.subset(kept)
+    sample_ids, _, _ = camera.seen_points(columns[:, ::stride], ids[::stride], depth_tolerance)
+    visible = set(np.flatnonzero(np.bincount(sample_ids) >= threshold).tolist()) if len(sample_ids) else set()
+    rest = kept[~np.isin(objects.object_ids[kept], list(visible))]
+    if len(rest):
+        seen_ids, _, _ = camera.seen_points(*objects.subset(rest), depth_tolerance)
+        if len(seen_ids):
+            visible |= set(np.flatnonzero(np.bincount(seen_ids) >= threshold).tolist())
+    return visible
 
 
 def mark_frame(rgb: np.ndarray, markers: Mapping[int, Mapping[str, object]], size: int | None = None) -> np.ndarray:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +20,10 @@ import numpy as np
 from PIL import Image
 
 from ops.errors import SceneInputError
-from ops.frames import ObjectPoints, composite_grid, sample_frame_indices, visible_markers
+from ops.frames import FrameCamera, ObjectPoints, composite_grid, sample_frame_indices, visible_object_ids
 from ops.instances import Instances, instances_from_clusters, instances_from_gt, instances_from_proposals
 from ops.pointcloud import pointcloud_from_fusion, pointcloud_from_mesh
-from ops.scannet import open_scene
+from ops.scannet import Frame, open_scene
 from ops.visual_prompts import encode_jpeg, write_bev, write_frames, write_instances, write_pointcloud
 
 STAGES = ("point_cloud", "instance_masks", "bev_image", "marked_frames")
@@ -117,12 +117,11 @@ def prepare_scene(
 
     if "bev_image" in stages:
         start = time.perf_counter()
-        meta = write_bev(out, coord, color, instances.boxes, long_side=settings.bev_long_side,
-                         margin=settings.bev_margin, marker_size=settings.bev_marker_size)  # fmt: skip
+        meta, marked = write_bev(out, coord, color, instances.boxes, long_side=settings.bev_long_side,
+                                 margin=settings.bev_margin, marker_size=settings.bev_marker_size)  # fmt: skip
         result.stages["bev_image"] = {"size": meta["size"], "num_markers": len(meta["markers"])}
-        written = _read_rgb(out / "bev" / "bev.png")
-        result.checks["bev_not_blank"] = check_bev_not_blank(written)
-        result.previews["bev"] = _preview_jpeg(written, 384)
+        result.checks["bev_not_blank"] = check_bev_not_blank(marked)
+        result.previews["bev"] = _preview_jpeg(marked, 384)
         timed("bev_image", start)
 
     if "marked_frames" in stages:
@@ -132,9 +131,16 @@ def prepare_scene(
             poses = scene.files["sens"] if scene.source == "sens" else scene.dir / "pose"
             raise SceneInputError(scene.scene_id, poses, "no frame has a valid (finite) pose")
         indices = sample_frame_indices(valid, settings.n_frames)
-        frames = scene.read_frames(indices)
+        frames: list[Frame] = []  # the frames without their colour, for the marker check
+
+        def stream() -> Iterator[Frame]:  # one full-size colour image in memory at a time
+            for index in indices:
+                (frame,) = scene.read_frames([index])
+                frames.append(replace(frame, rgb=None))
+                yield frame
+
         meta = write_frames(
-            out, frames, coord, instances.instance, scene.depth_intrinsics, scene.color_intrinsics,
+            out, stream(), coord, instances.instance, scene.depth_intrinsics, scene.color_intrinsics,
             scene.depth_shift, image_resolution=settings.image_resolution, marker_size=settings.frame_marker_size,
             min_visible_points=settings.min_visible_points, depth_tolerance=settings.depth_tolerance,
         )  # fmt: skip
@@ -145,8 +151,9 @@ def prepare_scene(
         }
         result.checks["frames_distinct"] = check_frames_distinct(out / "frames")
         result.checks["markers_complete"] = check_markers_complete(out, frames, scene, settings)
-        sheet = composite_grid([_read_rgb(out / "frames" / e["file"]) for e in meta["frames"][:8]], rows=2, cols=4)
-        result.previews["frames"] = _preview_jpeg(sheet, 768)
+        # the contact sheet is 768 px wide: its cells are under half the saved width, so decode at half size
+        cells = [_read_rgb(out / "frames" / e["file"], reduced=True) for e in meta["frames"][:8]]
+        result.previews["frames"] = _preview_jpeg(composite_grid(cells, rows=2, cols=4), 768)
         timed("marked_frames", start)
     return result
 
@@ -211,8 +218,8 @@ def _load_instances(out: Path, scene_id: str) -> Instances:
 
 
 def check_bev_not_blank(image: np.ndarray) -> dict[str, Any]:
-    """Passes when more than ``BEV_BLANK_FRACTION`` of the pixels of the BEV (RGB, as decoded from the written
-    PNG) are not background (white)."""
+    """Passes when more than ``BEV_BLANK_FRACTION`` of the pixels of the BEV (RGB, as saved) are not background
+    (white)."""
     background = cv2.inRange(image, (250, 250, 250), (255, 255, 255))  # 255 where every channel is >= 250
     filled = 1.0 - cv2.countNonZero(background) / background.size
     return {"passed": filled > BEV_BLANK_FRACTION, "filled_fraction": round(filled, 4)}
@@ -240,10 +247,9 @@ def check_markers_complete(out: Path, source_frames: Sequence[Any], scene, setti
         frame = by_index[entry["source_index"]]
         with Image.open(out / "frames" / entry["file"]) as saved:  # reads the header only
             width, height = saved.size
-        expected = visible_markers(
-            objects, frame.pose, scene.depth_intrinsics, frame.depth, scene.depth_shift, (width, height),
-            np.asarray(entry["intrinsics"]), settings.min_visible_points, settings.depth_tolerance,
-        )  # fmt: skip
+        camera = FrameCamera(frame.pose, scene.depth_intrinsics, frame.depth, scene.depth_shift, (width, height),
+                             np.asarray(entry["intrinsics"]))  # fmt: skip
+        expected = visible_object_ids(objects, camera, settings.min_visible_points, settings.depth_tolerance)
         drawn = {int(key) for key in entry["markers"]}
         missing += [f"{entry['file']}:{key}" for key in sorted(set(expected) - drawn)]
         extra += [f"{entry['file']}:{key}" for key in sorted(drawn - set(expected))]
@@ -253,8 +259,12 @@ def check_markers_complete(out: Path, source_frames: Sequence[Any], scene, setti
 # -- images ---------------------------------------------------------------------------------------------------
 
 
-def _read_rgb(path: Path) -> np.ndarray:
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR_RGB)
+_READ_RGB_HALF = (cv2.IMREAD_REDUCED_COLOR_2 & ~cv2.IMREAD_COLOR_BGR) | cv2.IMREAD_COLOR_RGB  # half size, RGB out
+
+
+def _read_rgb(path: Path, reduced: bool = False) -> np.ndarray:
+    """RGB of an image file; ``reduced`` decodes a JPEG at half size (the codec's scaled decode, much cheaper)."""
+    image = cv2.imread(str(path), _READ_RGB_HALF if reduced else cv2.IMREAD_COLOR_RGB)
     if image is None:
         raise ValueError(f"{path}: image does not decode")
     return image

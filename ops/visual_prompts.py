@@ -8,7 +8,7 @@ canonical, so the same inputs and settings give byte-identical files. Images are
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -21,6 +21,7 @@ from ops.frames import (
     DEPTH_TOLERANCE,
     IMAGE_RESOLUTION,
     MIN_VISIBLE_POINTS,
+    FrameCamera,
     ObjectPoints,
     mark_frame,
     resize_frame,
@@ -90,21 +91,23 @@ def write_bev(
     margin: float = 0.05,
     ceiling_cut: float | None = None,
     marker_size: int | None = None,
-) -> dict[str, Any]:
-    """``bev/bev.png`` (marked) and ``bev/bev.json`` (``size``, ``world_to_pixel``, ``markers``); returns the JSON."""
+) -> tuple[dict[str, Any], np.ndarray]:
+    """``bev/bev.png`` (marked) and ``bev/bev.json`` (``size``, ``world_to_pixel``, ``markers``); returns the JSON
+    and the marked RGB image, the pixels of the (lossless) PNG."""
     bev = render_bev(coord, color, long_side=long_side, margin=margin, ceiling_cut=ceiling_cut)
     markers = bev_markers(boxes, bev.world_to_pixel)
     meta = {"size": list(bev.size), "world_to_pixel": bev.world_to_pixel.tolist(), "markers": markers}
+    marked = draw_bev_markers(bev, markers, marker_size)
     final = Path(scene_dir) / "bev"
     with staging_dir(final) as tmp:
-        write_bytes(tmp / "bev.png", encode_png(draw_bev_markers(bev, markers, marker_size)))
+        write_bytes(tmp / "bev.png", encode_png(marked))
         write_json(tmp / "bev.json", meta)
-    return meta
+    return meta, marked
 
 
 def write_frames(
     scene_dir: str | Path,
-    frames: Sequence[SourceFrame],
+    frames: Iterable[SourceFrame],
     coord: np.ndarray,
     instance: np.ndarray,
     depth_intrinsics: np.ndarray,
@@ -117,7 +120,8 @@ def write_frames(
 ) -> dict[str, Any]:
     """``frames/frame_XX.jpg`` (marked), ``frames/raw_XX.jpg`` and ``frames/frames.json``; returns the JSON.
 
-    ``frames`` are the sampled frames in order (see ``ops.frames.sample_frame_indices``); XX counts from 00.
+    ``frames`` are the sampled frames in order (see ``ops.frames.sample_frame_indices``), read once, so they can
+    be a generator that decodes each frame when it is needed; XX counts from 00.
     """
     entries = []
     objects = ObjectPoints(coord, instance)
@@ -126,17 +130,8 @@ def write_frames(
         for n, frame in enumerate(frames):
             image, k_image = resize_frame(frame.rgb, color_intrinsics, image_resolution)
             height, width = image.shape[:2]
-            markers = visible_markers(
-                objects,
-                frame.pose,
-                depth_intrinsics,
-                frame.depth,
-                depth_shift,
-                (width, height),
-                k_image,
-                min_visible_points=min_visible_points,
-                depth_tolerance=depth_tolerance,
-            )
+            camera = FrameCamera(frame.pose, depth_intrinsics, frame.depth, depth_shift, (width, height), k_image)
+            markers = visible_markers(objects, camera, min_visible_points, depth_tolerance)
             name = f"frame_{n:02d}.jpg"
             write_bytes(tmp / name, encode_jpeg(mark_frame(image, markers, marker_size)))
             write_bytes(tmp / f"raw_{n:02d}.jpg", encode_jpeg(image))

@@ -145,7 +145,8 @@ def test_bad_input_is_rejected():
 def test_write_bev_files_are_byte_identical_on_repeat(tmp_path):
     coord, color = _floor_and_table()
     boxes = np.array([[2.0, 1.0, 0.4, 1.0, 1.0, 0.75]])
-    metas = [write_bev(tmp_path / name, coord, color, boxes, long_side=256, marker_size=30) for name in ("a", "b")]
+    written = [write_bev(tmp_path / name, coord, color, boxes, long_side=256, marker_size=30) for name in ("a", "b")]
+    metas = [meta for meta, _ in written]
     for file in ("bev.png", "bev.json"):
         assert (tmp_path / "a" / "bev" / file).read_bytes() == (tmp_path / "b" / "bev" / file).read_bytes()
     stored = json.loads((tmp_path / "a" / "bev" / "bev.json").read_text())
@@ -153,6 +154,7 @@ def test_write_bev_files_are_byte_identical_on_repeat(tmp_path):
     assert stored["markers"] == {"0": metas[0]["markers"][0]}
     image = cv2.imread(str(tmp_path / "a" / "bev" / "bev.png"))
     assert image.shape == (140, 256, 3)
+    assert np.array_equal(image[:, :, ::-1], written[0][1])  # the returned image is the saved PNG's pixels
     u, v = (int(round(c)) for c in stored["markers"]["0"])
     assert tuple(image[v, u + 11][::-1]) == marker_color(0)  # the marker is drawn on the saved PNG (BGR on disk)
     assert not list((tmp_path / "a").glob(".*"))  # no staging leftovers

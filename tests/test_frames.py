@@ -15,6 +15,7 @@ import pytest
 
 from ops.atomic import canonical_json
 from ops.frames import (
+    FrameCamera,
     ObjectPoints,
     composite_grid,
     mark_frame,
@@ -23,6 +24,7 @@ from ops.frames import (
     sample_frame_indices,
     scale_intrinsics,
     visible_markers,
+    visible_object_ids,
 )
 from ops.markers import marker_color
 from ops.visual_prompts import write_frames
@@ -87,8 +89,8 @@ def test_project_points_by_hand():
 
 def test_visible_markers_follow_visibility_rules():
     coord, instance, depth = _scene()
-    objects = ObjectPoints(coord, instance)
-    markers = visible_markers(objects, POSE, K, depth, 1000.0, (320, 240), K_HALF, min_visible_points=10)
+    objects, camera = ObjectPoints(coord, instance), FrameCamera(POSE, K, depth, 1000.0, (320, 240), K_HALF)
+    markers = visible_markers(objects, camera, min_visible_points=10)
     assert sorted(markers) == [0]  # 1 behind the wall, 2 and 3 outside the frustum, 4 unmeasured, 5 too small
     # centroid of object 0 (x 0.5, z 0.2 at y 3) in the 320 x 240 image, by hand:
     # u = 250 * 0.5 / 3 + 159.5 = 201.17, v = -250 * 0.2 / 3 + 119.5 = 102.83
@@ -96,22 +98,23 @@ def test_visible_markers_follow_visibility_rules():
     assert np.hypot(u - 201.17, v - 102.83) < 2.0
     assert markers[0]["visible_points"] == (instance == 0).sum()
 
-    with_small = visible_markers(objects, POSE, K, depth, 1000.0, (320, 240), K_HALF, min_visible_points=4)
+    with_small = visible_markers(objects, camera, min_visible_points=4)
     assert sorted(with_small) == [0, 5] and with_small[5]["visible_points"] == 4
+    assert visible_object_ids(objects, camera, 10) == {0} and visible_object_ids(objects, camera, 4) == {0, 5}
 
 
 def test_depth_tolerance_and_a_partly_hidden_object():
     coord, instance, depth = _scene()
-    objects = ObjectPoints(coord, instance)
+    objects, camera = ObjectPoints(coord, instance), FrameCamera(POSE, K, depth, 1000.0, (320, 240), K_HALF)
     # the wall at 4 m hides object 1 at 5 m unless the tolerance is over a metre
-    lenient = visible_markers(objects, POSE, K, depth, 1000.0, (320, 240), K_HALF, depth_tolerance=1.1)
-    assert 1 in lenient
+    lenient = visible_markers(objects, camera, depth_tolerance=1.1)
+    assert 1 in lenient and 1 in visible_object_ids(objects, camera, depth_tolerance=1.1)
     # depth 0 is "unknown", never "far": object 4 stays unmarked whatever the tolerance
-    assert 4 not in visible_markers(objects, POSE, K, depth, 1000.0, (320, 240), K_HALF, depth_tolerance=50)
+    assert 4 not in visible_markers(objects, camera, depth_tolerance=50)
     # hide the left half of object 0 (x < 0.5 -> u < 402.8) behind something at 2 m: the marker moves right
     occluded = depth.copy()
     occluded[170:242, 368:402] = 2000
-    markers = visible_markers(objects, POSE, K, occluded, 1000.0, (320, 240), K_HALF)
+    markers = visible_markers(objects, FrameCamera(POSE, K, occluded, 1000.0, (320, 240), K_HALF))
     visible = (instance == 0) & (coord[:, 0] > 0.49)  # x = 0.5 projects to u = 402.8, pixel 403
     expected_u = 250 * coord[visible, 0].mean() / 3.0 + 159.5
     assert markers[0]["visible_points"] == visible.sum()
@@ -122,7 +125,7 @@ def test_points_outside_the_saved_image_do_not_count():
     coord, instance, depth = _scene()
     objects = ObjectPoints(coord, instance)
     # a saved image only 200 px wide: object 0 spans u 184.5..217.8, so only x < 0.48 (u < 199.5) is inside
-    markers = visible_markers(objects, POSE, K, depth, 1000.0, (200, 240), K_HALF)
+    markers = visible_markers(objects, FrameCamera(POSE, K, depth, 1000.0, (200, 240), K_HALF))
     inside = (instance == 0) & (coord[:, 0] < 0.47)
     assert markers[0]["visible_points"] == inside.sum()
     # centroid by hand: mean x = (0.30 + 0.46) / 2 = 0.38 -> u = 250 * 0.38 / 3 + 159.5 = 191.17
@@ -132,7 +135,8 @@ def test_points_outside_the_saved_image_do_not_count():
 def test_invalid_pose_gives_no_markers():
     coord, instance, depth = _scene()
     objects = ObjectPoints(coord, instance)
-    assert visible_markers(objects, np.full((4, 4), -np.inf), K, depth, 1000.0, (320, 240), K_HALF) == {}
+    invalid = FrameCamera(np.full((4, 4), -np.inf), K, depth, 1000.0, (320, 240), K_HALF)
+    assert visible_markers(objects, invalid) == {} and visible_object_ids(objects, invalid) == set()
 
 
 def test_resize_frame_scales_intrinsics_consistently():
@@ -157,7 +161,7 @@ def test_marked_frame_is_deterministic_and_drawn_at_the_marker():
     rgb = np.full((240, 320, 3), 90, np.uint8)
     outputs = []
     for _ in range(2):
-        markers = visible_markers(objects, POSE, K, depth, 1000.0, (320, 240), K_HALF)
+        markers = visible_markers(objects, FrameCamera(POSE, K, depth, 1000.0, (320, 240), K_HALF))
         marked = mark_frame(rgb, markers, size=24)
         ok, jpeg = cv2.imencode(".jpg", marked[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 90])
         assert ok
@@ -214,12 +218,18 @@ def test_culled_objects_give_the_same_markers_as_projecting_every_point():
         pose[:3, :3] = turn @ POSE[:3, :3]
         pose[:3, 3] = rng.uniform(-1, 1, 3)
         culled_somewhere |= len(objects.in_view(pose, K_HALF, 320, 240)) < 40
-        got = visible_markers(objects, pose, K, depth, 1000.0, (320, 240), K_HALF)
+        camera = FrameCamera(pose, K, depth, 1000.0, (320, 240), K_HALF)
+        got = visible_markers(objects, camera)
         expected = _reference_markers(coord, instance, pose, K, depth, 1000.0, (320, 240), K_HALF)
         assert sorted(got) == sorted(expected)
         for object_id, marker in expected.items():
             assert got[object_id]["visible_points"] == marker["visible_points"]
             np.testing.assert_allclose(got[object_id]["uv"], marker["uv"], atol=0.006)
+        # the check's sampled shortcut finds the same objects, whether the sample decides (10) or cannot (150)
+        everything = visible_markers(objects, camera, min_visible_points=1)
+        for threshold in (10, 40, 150):
+            wanted = {key for key, marker in everything.items() if marker["visible_points"] >= threshold}
+            assert visible_object_ids(objects, camera, threshold) == wanted
     assert culled_somewhere
 
 

@@ -134,51 +134,79 @@ def _child_prepare(raw: Path, out: Path) -> dict[str, Any]:
 def _child_floor(raw: Path, out: Path, reference: Path) -> dict[str, Any]:
     """The I/O floor of ``prepare_scene``: the reads, decodes, encodes and writes it cannot avoid, nothing else.
 
-    Timed: open the scene (header and frame index), read and decode the sampled frames (colour and depth) and the
-    mesh; encode as many JPEGs (marked + raw per frame) and the BEV PNG at the sizes ``prepare_scene`` wrote them,
-    and write them and the four ``.npy`` arrays through ``ops.atomic`` (fsync + rename, as the artifacts are).
-    Not timed: the resize to the saved size and loading the reference outputs whose content is encoded.
+    Timed: open the scene (header and frame index), read and decode the sampled frames (colour and depth) one at
+    a time as ``prepare_scene`` does, the mesh and the annotation files the gt instances come from (segments and
+    aggregation JSON); encode every output ``prepare_scene`` writes at the size it wrote it (marked and raw JPEG
+    per frame, the BEV PNG, the four ``.npy`` arrays, the three JSON files) and the two UI preview JPEGs, and
+    write the files through ``ops.atomic`` into the four artifact folders (staged folder, fsync + rename, as the
+    artifacts are).
+    Not timed: the resizes to the saved sizes and loading the reference outputs whose content is encoded.
     """
     import cv2
     import numpy as np
 
-    from ops.atomic import write_bytes, write_npy
+    from ops.atomic import staging_dir, write_bytes, write_json, write_npy
     from ops.frames import resize_frame, sample_frame_indices
-    from ops.scannet import open_scene
-    from ops.scene_prompts import PromptSettings
+    from ops.scannet import open_scene, read_aggregation, read_segs
+    from ops.scene_prompts import PREVIEW_JPEG_QUALITY, PromptSettings
     from ops.visual_prompts import encode_jpeg, encode_png
 
     settings = PromptSettings()
     arrays = {name: np.load(reference / name) for name in
               ("pointcloud/coord.npy", "pointcloud/color.npy", "instances/instance.npy", "instances/boxes.npy")}  # fmt: skip
-    bev = cv2.cvtColor(cv2.imread(str(reference / "bev" / "bev.png")), cv2.COLOR_BGR2RGB)
+    documents = {name: json.loads((reference / name).read_text())
+                 for name in ("instances/labels.json", "bev/bev.json", "frames/frames.json")}  # fmt: skip
+    bev = cv2.imread(str(reference / "bev" / "bev.png"), cv2.IMREAD_COLOR_RGB)
+    previews = [cv2.resize(bev, (384 * bev.shape[1] // max(bev.shape[:2]), 384 * bev.shape[0] // max(bev.shape[:2]))),
+                np.zeros((286, 768, 3), np.uint8) + 128]  # the sizes of prepare_scene's BEV preview and contact sheet
     baseline = _maxrss_mib()
-    seconds: dict[str, float] = {}
+    seconds = {"read_frames": 0.0, "read_mesh_annotations": 0.0, "encode_write": 0.0}
+
+    def add(part: str, since: float) -> float:
+        now = time.perf_counter()
+        seconds[part] += now - since
+        return now
 
     start = time.perf_counter()
     scene = open_scene(raw)
     indices = sample_frame_indices(np.flatnonzero(scene.valid_frame_mask()), settings.n_frames)
-    frames = scene.read_frames(indices)
-    seconds["read_frames"] = time.perf_counter() - start
-    start = time.perf_counter()
+    add("read_frames", start)
+    with staging_dir(out / "frames") as frames_dir:
+        for n, index in enumerate(indices):  # one frame at a time, as prepare_scene streams them
+            start = time.perf_counter()
+            (frame,) = scene.read_frames([index])
+            add("read_frames", start)
+            image = resize_frame(frame.rgb, scene.color_intrinsics, settings.image_resolution)[0]
+            start = time.perf_counter()
+            write_bytes(frames_dir / f"frame_{n:02d}.jpg", encode_jpeg(image))
+            write_bytes(frames_dir / f"raw_{n:02d}.jpg", encode_jpeg(image))
+            add("encode_write", start)
+        start = time.perf_counter()
+        write_json(frames_dir / "frames.json", documents["frames/frames.json"])
+    start = add("encode_write", start)
     mesh = scene.mesh()
-    seconds["read_mesh"] = time.perf_counter() - start
-
-    images = [resize_frame(frame.rgb, scene.color_intrinsics, settings.image_resolution)[0] for frame in frames]
-    start = time.perf_counter()
-    for n, image in enumerate(images):
-        write_bytes(out / f"frame_{n:02d}.jpg", encode_jpeg(image))
-        write_bytes(out / f"raw_{n:02d}.jpg", encode_jpeg(image))
-    write_bytes(out / "bev.png", encode_png(bev))
-    for name, array in arrays.items():
-        write_npy(out / name.replace("/", "_"), array)
-    seconds["encode_write"] = time.perf_counter() - start
+    read_segs(scene.files["segs"], scene.scene_id)
+    read_aggregation(scene.files["aggregation"], scene.scene_id)
+    start = add("read_mesh_annotations", start)
+    for folder in ("pointcloud", "instances", "bev"):
+        with staging_dir(out / folder) as folder_dir:
+            for name, array in arrays.items():
+                if name.startswith(f"{folder}/"):
+                    write_npy(folder_dir / Path(name).name, array)
+            for name, document in documents.items():
+                if name.startswith(f"{folder}/"):
+                    write_json(folder_dir / Path(name).name, document)
+            if folder == "bev":
+                write_bytes(folder_dir / "bev.png", encode_png(bev))
+    for preview in previews:
+        encode_jpeg(preview, PREVIEW_JPEG_QUALITY)
+    add("encode_write", start)
     return {
         "seconds": sum(seconds.values()),
         "parts": seconds,
         "num_vertices": len(mesh.vertices),
-        "num_jpegs": 2 * len(images),
-        "jpeg_size": list(images[0].shape[1::-1]),
+        "num_jpegs": 2 * len(indices),
+        "jpeg_size": list(image.shape[1::-1]),
         "png_size": list(bev.shape[1::-1]),
         "baseline_rss_mib": baseline,
         "peak_rss_mib": _maxrss_mib(),

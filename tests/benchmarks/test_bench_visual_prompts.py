@@ -81,7 +81,7 @@ def test_scannet_size_scene_against_io_floor(scannet_runs):
     print("[bench] I/O floor runs (s):     " + ", ".join(f"{r['seconds']:.2f}" for r in floors))
     print("[bench] I/O floor parts (s): " + ", ".join(f"{k} {v:.2f}" for k, v in floor["parts"].items())
           + f" ({floor['num_jpegs']} JPEG {floor['jpeg_size'][0]}x{floor['jpeg_size'][1]}, "
-          f"1 PNG {floor['png_size'][0]}x{floor['png_size'][1]}, 4 .npy)")  # fmt: skip
+          f"1 PNG {floor['png_size'][0]}x{floor['png_size'][1]}, 4 .npy, 3 JSON, 2 preview JPEG)")  # fmt: skip
     print("[bench] prepare_scene stages (s): " + ", ".join(f"{k} {v:.2f}" for k, v in best["stage_seconds"].items()))
     ROWS.append(("scannet-size scene: prepare_scene (s)", f"{best['seconds']:.2f}", ""))
     ROWS.append(("scannet-size scene: I/O floor (s)", f"{floor['seconds']:.2f}", ""))

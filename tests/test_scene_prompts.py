@@ -1,0 +1,63 @@
+"""``ops.scene_prompts`` artifact checks fail when the artifacts are wrong, not only pass when they are right."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from ops.scannet import open_scene
+from ops.scene_prompts import PromptSettings, check_bev_not_blank, check_markers_complete, prepare_scene
+from ops.synthetic import generate_scene
+
+SETTINGS = PromptSettings(n_frames=6, image_resolution=160, bev_long_side=256)
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    root = tmp_path_factory.mktemp("scene_prompts")
+    truth = generate_scene(root / "scans", "scene0000_00", seed=4, n_frames=12, color_size=(320, 240),
+                           depth_size=(160, 120))  # fmt: skip
+    out = root / "out" / "scene0000_00"
+    result = prepare_scene(truth.scene_dir, out, SETTINGS)
+    return truth.scene_dir, out, result
+
+
+def _recheck(raw, out):
+    scene = open_scene(raw)
+    entries = json.loads((out / "frames" / "frames.json").read_text())["frames"]
+    frames = scene.read_frames([entry["source_index"] for entry in entries], colour=False)
+    return check_markers_complete(out, frames, scene, SETTINGS)
+
+
+def test_markers_check_fails_on_a_dropped_or_invented_marker(prepared):
+    raw, out, result = prepared
+    assert result.checks["markers_complete"]["passed"]
+    path = out / "frames" / "frames.json"
+    original = path.read_text()
+    meta = json.loads(original)
+    frame = next(entry for entry in meta["frames"] if entry["markers"])
+    dropped = sorted(frame["markers"], key=int)[0]
+    try:
+        del frame["markers"][dropped]
+        frame["markers"]["999"] = {"uv": [1.0, 1.0], "visible_points": 50}
+        path.write_text(json.dumps(meta))
+        outcome = _recheck(raw, out)
+        assert not outcome["passed"]
+        assert outcome["missing"] == [f"{frame['file']}:{dropped}"]
+        assert outcome["unexpected"] == [f"{frame['file']}:999"]
+    finally:
+        path.write_text(original)
+    assert _recheck(raw, out)["passed"]
+
+
+def test_bev_check_fails_on_a_blank_or_nearly_blank_image():
+    image = np.full((100, 100, 3), 255, np.uint8)
+    assert not check_bev_not_blank(image)["passed"]
+    image[:4, :] = (250, 255, 255)  # 4% of pixels are near-white but still background
+    image[4:8, :] = (249, 255, 255)  # 4% coloured: under the 5% line
+    outcome = check_bev_not_blank(image)
+    assert not outcome["passed"] and outcome["filled_fraction"] == 0.04
+    image[8:12, :] = (0, 0, 0)
+    assert check_bev_not_blank(image) == {"passed": True, "filled_fraction": 0.08}
