@@ -580,23 +580,30 @@ class ScanNetScene:
         """``(width, height)`` of the depth images."""
         return self._frames.depth_size
 
+    @cached_property
+    def _valid(self) -> np.ndarray:
+        return np.isfinite(self._frames.raw_poses).all(axis=(1, 2))
+
+    @cached_property
+    def _aligned_poses(self) -> np.ndarray:
+        aligned = np.full((self.num_frames, 4, 4), -np.inf)
+        aligned[self._valid] = np.einsum("ij,njk->nik", self.axis_alignment, self._frames.raw_poses[self._valid])
+        return aligned
+
     def valid_frame_mask(self) -> np.ndarray:
         """bool [N]: frames whose stored pose is entirely finite."""
-        return np.isfinite(self._frames.raw_poses).all(axis=(1, 2))
+        return self._valid.copy()
 
     def poses(self) -> np.ndarray:
         """Aligned camera-to-world poses float64 [N,4,4] (``A @ pose``); invalid frames are all ``-inf``."""
-        valid = self.valid_frame_mask()
-        aligned = np.full((self.num_frames, 4, 4), -np.inf)
-        aligned[valid] = np.einsum("ij,njk->nik", self.axis_alignment, self._frames.raw_poses[valid])
-        return aligned
+        return self._aligned_poses.copy()
 
     def read_frames(self, indices: Iterable[int], colour: bool = True) -> list[Frame]:
         """Decode only the requested frames; an out-of-range index or a non-finite pose is refused.
 
         With ``colour=False`` only the depth is decoded and ``Frame.rgb`` is None (depth tests need no colour)."""
         indices = [int(i) for i in indices]
-        valid = self.valid_frame_mask()
+        valid = self._valid
         for index in indices:
             if not 0 <= index < self.num_frames:
                 where = self.files["sens"] if self.source == "sens" else self.dir / "pose"
@@ -604,8 +611,8 @@ class ScanNetScene:
             if not valid[index]:
                 raise SceneInputError(self.scene_id, self._frames.frame_file(index),
                                       f"frame {index} has a non-finite pose (invalid frame)")  # fmt: skip
-        poses = self.poses()
-        return [Frame(index, *self._frames.decode(index, colour), poses[index]) for index in indices]
+        poses = self._aligned_poses
+        return [Frame(index, *self._frames.decode(index, colour), poses[index].copy()) for index in indices]
 
     # -- mesh and objects ------------------------------------------------------------------------------------
     @cached_property
