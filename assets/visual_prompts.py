@@ -37,7 +37,8 @@ _UPSTREAM = {
 _CHECKS = {"bev_not_blank": "bev_image", "frames_distinct": "marked_frames", "markers_complete": "marked_frames"}
 # Bump a stage's code version when what it writes changes (ops/ edits that alter artifacts): the rebuild sensor then
 # recomputes that stage for every scene (pipelines/schedules.py); unchanged stages are left alone.
-CODE_VERSIONS = {"point_cloud": "1", "instance_masks": "1", "bev_image": "1", "marked_frames": "1"}
+# marked_frames 2: frames are shrunk by 2x2 averaging then bilinear (other JPEG bytes; same markers and K).
+CODE_VERSIONS = {"point_cloud": "1", "instance_masks": "1", "bev_image": "1", "marked_frames": "2"}
 
 
 class VisualPromptsConfig(dg.Config):

@@ -129,14 +129,18 @@ def render_bev(
 def _highest_per_pixel(pixel: np.ndarray, z: np.ndarray, num_pixels: int) -> tuple[np.ndarray, np.ndarray]:
     """``(pixels, points)``: every pixel that some point falls in (ascending) and the index of its highest point;
     of points at the same height the one with the larger index wins. Two unbuffered maxima (``np.maximum.at``),
-    several times faster than sorting the points by pixel and height."""
-    highest = np.full(num_pixels, -np.inf)
+    several times faster than sorting the points by pixel and height. The per-pixel buffers are 32-bit when that
+    is exact (heights of a float32 cloud, fewer than 2**31 points): half the memory to touch in a fresh process."""
+    z32 = z.astype(np.float32)
+    if np.array_equal(z32, z):
+        z = z32
+    highest = np.full(num_pixels, -np.inf, dtype=z.dtype)
     np.maximum.at(highest, pixel, z)
     on_top = np.flatnonzero(z == highest[pixel])
-    winner = np.full(num_pixels, -1, dtype=np.int64)
-    np.maximum.at(winner, pixel[on_top], on_top)
+    winner = np.full(num_pixels, -1, dtype=np.int32 if len(z) < 2**31 else np.int64)
+    np.maximum.at(winner, pixel[on_top], on_top.astype(winner.dtype))
     pixels = np.flatnonzero(winner >= 0)
-    return pixels, winner[pixels]
+    return pixels, winner[pixels].astype(np.int64)
 
 
 def _splat(image: np.ndarray, filled: np.ndarray, heights: np.ndarray, width: int, height: int, radius: int):

@@ -7,8 +7,10 @@ from urllib.parse import urlparse
 from dagster_ray import RayResource
 from pydantic import Field
 
-# Worker processes run numpy/Open3D code one task per core: multithreaded BLAS inside each task only oversubscribes.
-WORKER_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "EGL_PLATFORM": "surfaceless"}
+# Worker processes run numpy/Open3D/OpenCV code one task per core: multithreaded BLAS, OpenMP or OpenCV's own thread
+# pool (OPENCV_FOR_THREADS_NUM) inside each task only oversubscribes the cores the other tasks are using.
+WORKER_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+              "OPENCV_FOR_THREADS_NUM": "1", "EGL_PLATFORM": "surfaceless"}  # fmt: skip
 
 
 class SceneRay(RayResource):
