@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ops.grouping import run_bounds, runs_by_key
 from ops.markers import draw_markers, marker_size_for
 
 IMAGE_RESOLUTION = 512  # long side of the saved frames, as in GPT4Scene's training (images capped at 512 px)
@@ -112,16 +113,12 @@ class ObjectPoints:
     """
 
     def __init__(self, coord: np.ndarray, instance: np.ndarray):
-        instance = np.asarray(instance).astype(np.int64)
-        labelled = np.flatnonzero(instance >= 0)
-        order = labelled[np.argsort(instance[labelled], kind="stable")]
-        points = np.asarray(coord, dtype=np.float64)[order]
+        runs = runs_by_key(instance)
+        points = np.asarray(coord, dtype=np.float64)[runs.order]
         self.columns = np.ascontiguousarray(points.T)  # [3,L] x, y, z rows: contiguous for the per-frame arithmetic
-        self.ids = instance[order]
-        self.object_ids, self.starts, counts = np.unique(self.ids, return_index=True, return_counts=True)
-        self.ends = self.starts + counts
-        lows = np.minimum.reduceat(points, self.starts) if len(points) else np.empty((0, 3))
-        highs = np.maximum.reduceat(points, self.starts) if len(points) else np.empty((0, 3))
+        self.ids = np.asarray(instance).astype(np.int64)[runs.order]
+        self.object_ids, self.starts, self.ends = runs.keys, runs.starts, runs.ends
+        lows, highs = run_bounds(points, self.starts)
         pick = np.array([[(corner >> axis) & 1 for axis in range(3)] for corner in range(8)], dtype=bool)
         self.corners = np.where(pick[None], highs[:, None, :], lows[:, None, :])  # [K,8,3]
 

@@ -51,6 +51,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from ops.errors import SceneInputError
+from ops.grouping import run_bounds, runs_by_key
 
 os.environ.setdefault("EGL_PLATFORM", "surfaceless")  # open3d must not probe for a display (STACK.md §7)
 import open3d as o3d  # noqa: E402
@@ -89,14 +90,10 @@ def boxes_by_row(points: np.ndarray, rows: np.ndarray, num_rows: int) -> np.ndar
     """``box_from_points`` of every group at once: float32 [num_rows,6] for the points [N,3] whose ``rows`` [N]
     equals each row (rows < 0 belong to none); a row without points keeps an all-zero box."""
     rows = np.asarray(rows, dtype=np.int64)
-    member = np.flatnonzero((rows >= 0) & (rows < num_rows))
-    order = member[np.argsort(rows[member], kind="stable")]
-    grouped = np.asarray(points, dtype=np.float64)[order]
-    present, starts = np.unique(rows[order], return_index=True)
+    runs = runs_by_key(np.where(rows < num_rows, rows, -1))
+    low, high = run_bounds(np.asarray(points, dtype=np.float64)[runs.order], runs.starts)
     boxes = np.zeros((num_rows, 6), dtype=np.float32)
-    if len(present):
-        low, high = np.minimum.reduceat(grouped, starts), np.maximum.reduceat(grouped, starts)
-        boxes[present] = np.concatenate([(low + high) / 2.0, high - low], axis=1).astype(np.float32)
+    boxes[runs.keys] = np.concatenate([(low + high) / 2.0, high - low], axis=1).astype(np.float32)
     return boxes
 
 
