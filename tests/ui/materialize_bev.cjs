@@ -79,7 +79,7 @@ async function waitForRun(prefix) {
     await image.waitFor();
     await image.evaluate((img) => img.decode());
     Object.assign(result, await image.evaluate((img) => ({
-      src_prefix: img.src.slice(0, 22), natural_width: img.naturalWidth, natural_height: img.naturalHeight,
+      src_prefix: img.src.slice(0, img.src.indexOf(",") + 1), natural_width: img.naturalWidth, natural_height: img.naturalHeight,
       shown_width: img.getBoundingClientRect().width,
     })));
     await page.screenshot({ path: path.join(outDir, 'bev_preview.png') });
