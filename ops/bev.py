@@ -30,6 +30,7 @@ import cv2
 import numpy as np
 from scipy.spatial import cKDTree
 
+from ops.grouping import bounds
 from ops.markers import draw_markers, marker_size_for
 
 BEV_BACKGROUND = (255, 255, 255)
@@ -110,7 +111,7 @@ def render_bev(
     if ceiling_cut is not None:
         keep = coord[:, 2] <= coord[:, 2].min() + ceiling_cut
         coord, color = coord[keep], color[keep]
-    affine, (width, height) = bev_frame(coord[:, :2].min(0), coord[:, :2].max(0), long_side, margin)
+    affine, (width, height) = bev_frame(*bounds(coord[:, :2]), long_side, margin)
 
     uv = apply_world_to_pixel(affine, coord)
     cols = np.clip(np.floor(uv[:, 0] + 0.5).astype(np.int64), 0, width - 1)

@@ -51,7 +51,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from ops.errors import SceneInputError
-from ops.grouping import run_bounds, runs_by_key
+from ops.grouping import bounds, run_bounds, runs_by_key
 
 os.environ.setdefault("EGL_PLATFORM", "surfaceless")  # open3d must not probe for a display (STACK.md §7)
 import open3d as o3d  # noqa: E402
@@ -82,7 +82,7 @@ def box_from_points(points: np.ndarray) -> np.ndarray:
     points = np.asarray(points, dtype=np.float64)
     if points.ndim != 2 or points.shape[1] != 3 or len(points) == 0:
         raise ValueError(f"expected a non-empty [N,3] array, got {points.shape}")
-    low, high = points.min(0), points.max(0)
+    low, high = bounds(points)
     return np.concatenate([(low + high) / 2.0, high - low]).astype(np.float32)
 
 

@@ -21,6 +21,7 @@ from PIL import Image
 
 from ops.errors import SceneInputError
 from ops.frames import FrameCamera, ObjectPoints, composite_grid, sample_frame_indices, visible_object_ids
+from ops.grouping import bounds
 from ops.instances import Instances, instances_from_clusters, instances_from_gt, instances_from_proposals
 from ops.pointcloud import pointcloud_from_fusion, pointcloud_from_mesh
 from ops.scannet import Frame, open_scene
@@ -97,7 +98,7 @@ def prepare_scene(
         coord, color = _build_pointcloud(scene, settings)
         write_pointcloud(out, coord, color)
         result.stages["point_cloud"] = {"num_points": len(coord), "source": settings.pointcloud_source,
-                                        "bounds": [coord.min(0).tolist(), coord.max(0).tolist()] if len(coord) else []}  # fmt: skip
+                                        "bounds": [b.tolist() for b in bounds(coord)] if len(coord) else []}  # fmt: skip
         timed("point_cloud", start)
     coord, color = _load_pointcloud(out, scene.scene_id)
 
