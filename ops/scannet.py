@@ -31,6 +31,7 @@ import numpy as np
 from PIL import Image
 
 from ops.errors import SceneInputError
+from ops.grouping import run_bounds, runs_by_key
 from ops.scene_id import SCENE_ID_PATTERN, validate_scene_id
 from ops.sens import SensReader
 
@@ -662,17 +663,19 @@ class ScanNetScene:
         ``box`` is ``[cx, cy, cz, sx, sy, sz]`` (centre and size of the aligned vertices' min/max), ``None`` for an
         object with no vertex; ``nyu40id`` is added when a label map was given and knows the label.
         """
-        ids = self._object_ids
-        vertices = self._mesh.vertices
+        runs = runs_by_key(self._object_ids)
+        lows, highs = run_bounds(self._mesh.vertices[runs.order], runs.starts)
+        run_of = {int(key): k for k, key in enumerate(runs.keys)}
         out = []
         for group in self._groups:
-            points = vertices[ids == group.object_id]
-            box = None
-            if len(points):
-                low, high = points.min(0).astype(np.float64), points.max(0).astype(np.float64)
+            k = run_of.get(group.object_id)
+            box, count = None, 0
+            if k is not None:
+                low, high = lows[k].astype(np.float64), highs[k].astype(np.float64)
                 box = [round(float(v), 6) for v in np.concatenate([(low + high) / 2, high - low])]
+                count = int(runs.ends[k] - runs.starts[k])
             row: dict[str, Any] = {"object_id": group.object_id, "label": group.label,
-                                   "num_vertices": int(len(points)), "box": box}  # fmt: skip
+                                   "num_vertices": count, "box": box}  # fmt: skip
             if group.label in self._labels:
                 row["nyu40id"] = self._labels[group.label].nyu40id
             out.append(row)
