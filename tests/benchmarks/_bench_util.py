@@ -146,7 +146,7 @@ def _child_floor(raw: Path, out: Path, reference: Path) -> dict[str, Any]:
     import numpy as np
 
     from ops.atomic import staging_dir, write_bytes, write_json, write_npy
-    from ops.frames import resize_frame, sample_frame_indices
+    from ops.frames import composite_grid, resize_frame, sample_frame_indices
     from ops.scannet import open_scene, read_aggregation, read_segs
     from ops.scene_prompts import PREVIEW_JPEG_QUALITY, PromptSettings
     from ops.visual_prompts import encode_jpeg, encode_png
@@ -157,8 +157,11 @@ def _child_floor(raw: Path, out: Path, reference: Path) -> dict[str, Any]:
     documents = {name: json.loads((reference / name).read_text())
                  for name in ("instances/labels.json", "bev/bev.json", "frames/frames.json")}  # fmt: skip
     bev = cv2.imread(str(reference / "bev" / "bev.png"), cv2.IMREAD_COLOR_RGB)
-    previews = [cv2.resize(bev, (384 * bev.shape[1] // max(bev.shape[:2]), 384 * bev.shape[0] // max(bev.shape[:2]))),
-                np.zeros((286, 768, 3), np.uint8) + 128]  # the sizes of prepare_scene's BEV preview and contact sheet
+    # the previews prepare_scene encodes, at their sizes: the BEV at 384 px and a 2x4 sheet of half-size frames at 768
+    cell = cv2.imread(str(reference / "frames" / "frame_00.jpg"), cv2.IMREAD_REDUCED_COLOR_2)
+    sheet = composite_grid([cell] * 8, rows=2, cols=4)
+    scales = [(bev, min(1.0, 384 / max(bev.shape[:2]))), (sheet, min(1.0, 768 / max(sheet.shape[:2])))]
+    previews = [cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) for image, scale in scales]
     baseline = _maxrss_mib()
     seconds = {"read_frames": 0.0, "read_mesh_annotations": 0.0, "encode_write": 0.0}
 
