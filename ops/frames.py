@@ -14,8 +14,9 @@ hidden behind a wall, therefore gets no marker in that frame.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -114,23 +115,36 @@ class ObjectPoints:
 
     def __init__(self, coord: np.ndarray, instance: np.ndarray):
         runs = runs_by_key(instance)
-        points = np.asarray(coord, dtype=np.float64)[runs.order]
-        self.columns = np.ascontiguousarray(points.T)  # [3,L] x, y, z rows: contiguous for the per-frame arithmetic
+        self.points = np.ascontiguousarray(np.asarray(coord, dtype=np.float64)[runs.order])  # [L,3]
         self.ids = np.asarray(instance).astype(np.int64)[runs.order]
         self.object_ids, self.starts, self.ends = runs.keys, runs.starts, runs.ends
-        lows, highs = run_bounds(points, self.starts)
+        lows, highs = run_bounds(self.points, self.starts)
         pick = np.array([[(corner >> axis) & 1 for axis in range(3)] for corner in range(8)], dtype=bool)
         self.corners = np.where(pick[None], highs[:, None, :], lows[:, None, :])  # [K,8,3]
+        self._every: dict[int, ObjectPoints] = {}
+
+    def every(self, stride: int) -> ObjectPoints:
+        """The same objects and boxes with every ``stride``-th point of each object (its first point included),
+        made once per stride: a sample for a quick first visibility test."""
+        if stride not in self._every:
+            offsets = np.arange(len(self.ids)) - np.repeat(self.starts, self.ends - self.starts)
+            keep = np.flatnonzero(offsets % stride == 0)
+            sample = copy.copy(self)
+            sample.points, sample.ids = self.points[keep], self.ids[keep]
+            sample.starts, sample.ends = np.searchsorted(keep, self.starts), np.searchsorted(keep, self.ends)
+            sample._every = {}
+            self._every[stride] = sample
+        return self._every[stride]
 
     def subset(self, objects: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(columns [3,n], ids [n])`` of the points of ``objects`` (ascending indices into ``object_ids``)."""
+        """``(points [n,3], ids [n])`` of the points of ``objects`` (ascending indices into ``object_ids``)."""
         if len(objects) == len(self.object_ids):
-            return self.columns, self.ids
+            return self.points, self.ids
         # neighbouring objects' runs are adjacent: join them, so each copy is one slice
         breaks = np.flatnonzero(np.diff(objects) != 1) + 1
         spans = [(self.starts[run[0]], self.ends[run[-1]]) for run in np.split(objects, breaks)]
-        columns = np.concatenate([self.columns[:, a:b] for a, b in spans], axis=1)
-        return columns, np.concatenate([self.ids[a:b] for a, b in spans])
+        points = np.concatenate([self.points[a:b] for a, b in spans])
+        return points, np.concatenate([self.ids[a:b] for a, b in spans])
 
     def in_view(self, pose_c2w: np.ndarray, k: np.ndarray, width: int, height: int) -> np.ndarray:
         """Indices (into ``object_ids``) of the objects whose box may reach the image; the others cannot be seen.
@@ -171,10 +185,32 @@ class FrameCamera:
     depth_shift: float
     image_size: tuple[int, int]
     k_image: np.ndarray
+    _world_to_depth: np.ndarray = field(init=False, repr=False, compare=False)
+    _depth_to_image: np.ndarray = field(init=False, repr=False, compare=False)
+    _depth_box: tuple[tuple[float, ...], tuple[float, ...]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for name in ("pose", "k_depth", "k_image"):
             object.__setattr__(self, name, np.asarray(getattr(self, name), dtype=np.float64))
+        rotation, translation = self.pose[:3, :3], self.pose[:3, 3]
+        with np.errstate(invalid="ignore"):
+            world_to_camera = np.column_stack([rotation.T, -rotation.T @ translation])  # [3,4]
+        # homogeneous world point -> (z*u, z*v, 1, z) with (u, v) depth-image pixels and z the camera depth (m), so
+        # OpenCV's perspective divide gives (u, v, 1/z)
+        world_to_depth = np.zeros((4, 4))
+        with np.errstate(invalid="ignore"):  # an invalid (non-finite) pose projects to NaN, which nothing is inside
+            world_to_depth[:2] = (self.k_depth @ world_to_camera)[:2]
+        world_to_depth[2, 3] = 1.0
+        world_to_depth[3] = world_to_camera[2]
+        object.__setattr__(self, "_world_to_depth", world_to_depth)
+        # both images share the camera, so saved-image pixels are an affine map of depth-image pixels
+        object.__setattr__(self, "_depth_to_image", (self.k_image @ np.linalg.inv(self.k_depth))[:2])
+        # inside the depth image (u in [-0.5, W-0.5), v likewise) and in front (z > 1e-6, i.e. 0 < 1/z < 1e6),
+        # as inclusive bounds for cv2.inRange
+        height, width = self.depth.shape
+        lower = (-0.5, -0.5, float(np.nextafter(0.0, 1.0)))
+        upper = tuple(float(np.nextafter(bound, 0.0)) for bound in (width - 0.5, height - 0.5, 1e6))
+        object.__setattr__(self, "_depth_box", (lower, upper))
 
     def objects_in_view(self, objects: ObjectPoints) -> np.ndarray:
         """``ObjectPoints.in_view`` for the saved image; none at all for a non-finite (invalid) pose."""
@@ -182,27 +218,29 @@ class FrameCamera:
             return np.zeros(0, dtype=np.int64)
         return objects.in_view(self.pose, self.k_image, *self.image_size)
 
-    def seen_points(self, columns: np.ndarray, ids: np.ndarray, depth_tolerance: float):
-        """``(ids, u, v)`` of the points (columns [3,n] and their ids) visible in this frame, ``u, v`` in pixels
-        of the saved image (rules in the module docstring)."""
-        cam_x, cam_y, cam_z = _to_camera(columns, self.pose)
-        front = np.flatnonzero(cam_z > 1e-6)
-        z = cam_z[front]
-        x, y = cam_x[front] / z, cam_y[front] / z  # normalised image coordinates, shared by both images
+    def seen_points(self, points: np.ndarray, ids: np.ndarray, depth_tolerance: float):
+        """``(ids, u, v)`` of the points (float64 [n,3] world metres, and their ids) visible in this frame,
+        ``u, v`` in pixels of the saved image (rules in the module docstring).
 
-        k_depth, depth = self.k_depth, self.depth
-        depth_height, depth_width = depth.shape
-        cols = np.floor(k_depth[0, 0] * x + k_depth[0, 1] * y + k_depth[0, 2] + 0.5).astype(np.int64)
-        rows = np.floor(k_depth[1, 1] * y + k_depth[1, 2] + 0.5).astype(np.int64)
-        in_depth = np.flatnonzero((cols >= 0) & (cols < depth_width) & (rows >= 0) & (rows < depth_height))
-        measured = depth[rows[in_depth], cols[in_depth]].astype(np.float64) / self.depth_shift
-        seen = in_depth[(measured > 0) & (z[in_depth] <= measured + depth_tolerance)]
+        OpenCV projects every point into the depth image in one pass (``perspectiveTransform``) and keeps those in
+        the image and in front (``inRange``); numpy then does the depth test and the saved-image bounds on them.
+        """
+        projected = cv2.perspectiveTransform(np.ascontiguousarray(points).reshape(-1, 1, 3), self._world_to_depth)
+        inside = np.flatnonzero(cv2.inRange(projected, *self._depth_box).view(bool))
+        kept = np.take(projected.reshape(-1, 3), inside, axis=0)
+        depth_u, depth_v, inverse_z = kept[:, 0], kept[:, 1], kept[:, 2]
+        height, width = self.depth.shape
+        # u + 0.5 >= 0 here, so truncation is the floor: the pixel whose square holds (u, v)
+        pixel = (depth_v + 0.5).astype(np.int64) * width + (depth_u + 0.5).astype(np.int64)
+        measured = self.depth.reshape(-1)[pixel].astype(np.float64) / self.depth_shift
+        seen = np.flatnonzero((measured > 0) & (1.0 / inverse_z <= measured + depth_tolerance))
 
-        k_image, (width, height) = self.k_image, self.image_size
-        u = k_image[0, 0] * x[seen] + k_image[0, 1] * y[seen] + k_image[0, 2]
-        v = k_image[1, 1] * y[seen] + k_image[1, 2]
-        in_image = (u >= -0.5) & (u < width - 0.5) & (v >= -0.5) & (v < height - 0.5)
-        return ids[front[seen[in_image]]], u[in_image], v[in_image]
+        depth_u, depth_v = depth_u[seen], depth_v[seen]
+        affine, (image_width, image_height) = self._depth_to_image, self.image_size
+        u = affine[0, 0] * depth_u + affine[0, 1] * depth_v + affine[0, 2]
+        v = affine[1, 0] * depth_u + affine[1, 1] * depth_v + affine[1, 2]
+        in_image = (u >= -0.5) & (u < image_width - 0.5) & (v >= -0.5) & (v < image_height - 0.5)
+        return ids[inside[seen[in_image]]], u[in_image], v[in_image]
 
 
 def visible_markers(
@@ -248,8 +286,7 @@ def visible_object_ids(
     if len(kept) == 0:
         return set()
     threshold = max(1, min_visible_points)
-    columns, ids = objects.subset(kept)
-    sample_ids, _, _ = camera.seen_points(columns[:, ::stride], ids[::stride], depth_tolerance)
+    sample_ids, _, _ = camera.seen_points(*objects.every(stride).subset(kept), depth_tolerance)
     visible = set(np.flatnonzero(np.bincount(sample_ids) >= threshold).tolist()) if len(sample_ids) else set()
     rest = kept[~np.isin(objects.object_ids[kept], list(visible))]
     if len(rest):

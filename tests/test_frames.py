@@ -199,10 +199,16 @@ def _reference_markers(coord, instance, pose, k_depth, depth, shift, size, k_ima
     return markers
 
 
-def test_culled_objects_give_the_same_markers_as_projecting_every_point():
-    """Random boxes of points around random cameras: the per-object frustum culling of ``ObjectPoints`` never
-    changes a marker against a plain point-by-point projection (objects half in view, behind, straddling the
-    camera plane)."""
+# skewed intrinsics whose saved image is not a plain rescale of the depth image: the depth-to-image map is affine
+K_SKEWED = np.array([[510.0, 4.0, 322.3], [0.0, 495.0, 236.8], [0.0, 0.0, 1.0]])
+K_SKEWED_IMAGE = np.array([[262.0, 1.5, 157.9], [0.0, 251.0, 121.4], [0.0, 0.0, 1.0]])
+
+
+@pytest.mark.parametrize("k_depth, k_image", [(K, K_HALF), (K_SKEWED, K_SKEWED_IMAGE)], ids=["plain", "skewed"])
+def test_culled_objects_give_the_same_markers_as_projecting_every_point(k_depth, k_image):
+    """Random boxes of points around random cameras: the per-object frustum culling of ``ObjectPoints`` and the
+    OpenCV projection never change a marker against a plain point-by-point projection (objects half in view,
+    behind, straddling the camera plane)."""
     rng = np.random.default_rng(3)
     centres = rng.uniform([-4, -4, -1], [4, 4, 2], (40, 3))
     coord = np.concatenate([c + rng.uniform(-0.4, 0.4, (300, 3)) for c in centres])
@@ -217,10 +223,10 @@ def test_culled_objects_give_the_same_markers_as_projecting_every_point():
         turn = np.array([[np.cos(yaw), -np.sin(yaw), 0], [np.sin(yaw), np.cos(yaw), 0], [0, 0, 1]])
         pose[:3, :3] = turn @ POSE[:3, :3]
         pose[:3, 3] = rng.uniform(-1, 1, 3)
-        culled_somewhere |= len(objects.in_view(pose, K_HALF, 320, 240)) < 40
-        camera = FrameCamera(pose, K, depth, 1000.0, (320, 240), K_HALF)
+        culled_somewhere |= len(objects.in_view(pose, k_image, 320, 240)) < 40
+        camera = FrameCamera(pose, k_depth, depth, 1000.0, (320, 240), k_image)
         got = visible_markers(objects, camera)
-        expected = _reference_markers(coord, instance, pose, K, depth, 1000.0, (320, 240), K_HALF)
+        expected = _reference_markers(coord, instance, pose, k_depth, depth, 1000.0, (320, 240), k_image)
         assert sorted(got) == sorted(expected)
         for object_id, marker in expected.items():
             assert got[object_id]["visible_points"] == marker["visible_points"]
