@@ -82,8 +82,10 @@ def apply_world_to_pixel(world_to_pixel: np.ndarray, xy: np.ndarray) -> np.ndarr
 def _splat_radius(coord: np.ndarray, scale: float) -> int:
     step = max(1, len(coord) // _SPACING_SAMPLE)
     sample = coord[::step]
-    # sliding-midpoint splits build ~2x faster than median splits here; the neighbours found are the same (exact)
-    distances, _ = cKDTree(coord, balanced_tree=False, compact_nodes=False).query(sample, k=2)
+    # sliding-midpoint splits build ~2x faster than median splits here, and 64-point leaves (fewer nodes) ~1.3x
+    # faster than the default 16 for these 5,000 queries; the neighbours found are the same (exact search)
+    tree = cKDTree(coord, leafsize=64, balanced_tree=False, compact_nodes=False)
+    distances, _ = tree.query(sample, k=2)
     spacing = float(np.percentile(distances[:, 1], 90)) * scale  # px
     # a disc of 0.75 spacing reaches the middle of a grid cell (0.71 spacing from its corners)
     return int(min(MAX_SPLAT_RADIUS, max(1, np.ceil(0.75 * spacing))))
