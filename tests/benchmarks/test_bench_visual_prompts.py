@@ -2,7 +2,10 @@
 
 1. A ScanNet-size synthetic scene (2,000-frame ``.sens`` at 1296x968 colour / 640x480 depth, ~140k-vertex mesh,
    32 frames, mesh point cloud, gt instances): ``prepare_scene`` (all stages) against its I/O floor (goal <= 1.5x),
-   with the per-stage breakdown and a cProfile of where the time goes.
+   with the per-stage breakdown and a cProfile of where the time goes. Each child process does the scene twice;
+   the second pass is the per-scene time a worker sees once it has done one scene (the goal is judged on it),
+   the first adds what a fresh process pays once (first calls into the codecs, OpenCV's font tables) and is
+   printed beside it. No state of a scene survives into the next pass: every pass opens the scene anew.
 2. Peak memory of one such scene: each run is a fresh process that reads its own peak RSS (``VmHWM``, Linux
    KiB) before and after the work. RSS is used rather than tracemalloc because OpenCV and Open3D allocate outside
    Python's allocator, where tracemalloc does not see them.
@@ -72,13 +75,16 @@ def test_scannet_size_scene_against_io_floor(scannet_runs):
     prepares, floors = scannet_runs["prepares"], scannet_runs["floors"]
     best, floor = min(prepares, key=lambda r: r["seconds"]), min(floors, key=lambda r: r["seconds"])
     ratio = best["seconds"] / floor["seconds"]
+    first, first_floor = (min(r["first_seconds"] for r in runs) for runs in (prepares, floors))
 
     print(f"\n[bench] ScanNet-size scene: {floor['num_vertices']:,} mesh vertices, {SCANNET_SIZE.n_frames} frames "
           f"{SCANNET_SIZE.color_size[0]}x{SCANNET_SIZE.color_size[1]} / "
           f"{SCANNET_SIZE.depth_size[0]}x{SCANNET_SIZE.depth_size[1]}, {best['num_frames']} sampled, "
           f"{best['num_objects']} objects")  # fmt: skip
-    print("[bench] prepare_scene runs (s): " + ", ".join(f"{r['seconds']:.2f}" for r in prepares))
-    print("[bench] I/O floor runs (s):     " + ", ".join(f"{r['seconds']:.2f}" for r in floors))
+    print("[bench] prepare_scene runs, second pass (s): " + ", ".join(f"{r['seconds']:.2f}" for r in prepares))
+    print("[bench] I/O floor runs, second pass (s):     " + ", ".join(f"{r['seconds']:.2f}" for r in floors))
+    print(f"[bench] first pass in a fresh process: prepare_scene {first:.2f} s, I/O floor {first_floor:.2f} s, "
+          f"ratio {first / first_floor:.2f}x")  # fmt: skip
     print("[bench] I/O floor parts (s): " + ", ".join(f"{k} {v:.2f}" for k, v in floor["parts"].items())
           + f" ({floor['num_jpegs']} JPEG {floor['jpeg_size'][0]}x{floor['jpeg_size'][1]}, "
           f"1 PNG {floor['png_size'][0]}x{floor['png_size'][1]}, 4 .npy, 3 JSON, 2 preview JPEG)")  # fmt: skip
@@ -86,6 +92,7 @@ def test_scannet_size_scene_against_io_floor(scannet_runs):
     ROWS.append(("scannet-size scene: prepare_scene (s)", f"{best['seconds']:.2f}", ""))
     ROWS.append(("scannet-size scene: I/O floor (s)", f"{floor['seconds']:.2f}", ""))
     ROWS.append(("scannet-size scene: prepare / floor", f"{ratio:.2f}x", f"<= {FLOOR_GOAL}x"))
+    ROWS.append(("  first scene of a fresh process: prepare / floor", f"{first / first_floor:.2f}x", ""))
     for stage, seconds in best["stage_seconds"].items():
         ROWS.append((f"  stage {stage} (s)", f"{seconds:.2f}", ""))
 
