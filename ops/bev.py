@@ -120,12 +120,14 @@ def render_bev(
     rows = np.clip(np.floor(uv[:, 1] + 0.5).astype(np.int64), 0, height - 1)
     pixel = rows * width + cols
     top_pixel, top = _highest_per_pixel(pixel, coord[:, 2], width * height)
-
-    image = np.empty((height * width, 3), dtype=np.uint8)
-    image[:] = BEV_BACKGROUND
-    image[top_pixel] = color[top].astype(np.uint8)
+    top_color = color[top].astype(np.uint8)
     if splat:
-        _splat(image, top_pixel, coord[top, 2], width, height, _splat_radius(coord, affine[0, 0]))
+        radius = _splat_radius(coord, affine[0, 0])
+        image = _splat(top_pixel, top_color, coord[top, 2], width, height, radius)
+    else:
+        image = np.empty((height * width, 3), dtype=np.uint8)
+        image[:] = BEV_BACKGROUND
+        image[top_pixel] = top_color
     return BevImage(image.reshape(height, width, 3), affine, (width, height))
 
 
@@ -146,23 +148,25 @@ def _highest_per_pixel(pixel: np.ndarray, z: np.ndarray, num_pixels: int) -> tup
     return pixels, winner[pixels].astype(np.int64)
 
 
-def _splat(image: np.ndarray, filled: np.ndarray, heights: np.ndarray, width: int, height: int, radius: int):
-    """Give every pixel the colour of the highest filled pixel within ``radius`` (in place, flat image).
+def _splat(filled: np.ndarray, colors: np.ndarray, heights: np.ndarray, width: int, height: int, radius: int):
+    """RGB image [H,W,3] in which every pixel has the colour of the highest filled pixel within ``radius``.
 
-    ``filled`` are the filled pixels' flat indices in ascending order. Each is ranked by height (ties by pixel
-    index) and a max filter (dilation) of the rank image gives every pixel the rank of its winner; rank 0 is
-    "no filled pixel near" and maps to the background. Colours are looked up from a per-rank palette packed into
-    uint32, as one gather of 4-byte values is several times faster than gathering 3-byte rows.
+    ``filled`` are the filled pixels' flat indices in ascending order, ``colors`` [F,3] and ``heights`` [F] theirs.
+    Each is ranked by height (ties by pixel index) and a max filter (dilation) of the rank image gives every pixel
+    the rank of its winner; rank 0 is "no filled pixel near" and maps to the background. Colours are looked up
+    from a per-rank palette packed into uint32, as one gather of 4-byte values is several times faster than
+    gathering 3-byte rows, and OpenCV drops the fourth byte.
     """
-    ranked = filled[np.argsort(heights, kind="stable")]  # ``filled`` ascending: equal heights stay in pixel order
+    order = np.argsort(heights, kind="stable")  # ``filled`` ascending: equal heights stay in pixel order
     rank = np.zeros(height * width, dtype=np.float32)  # float32 holds these ranks exactly (< 2**24 pixels)
-    rank[ranked] = np.arange(1, len(ranked) + 1, dtype=np.float32)
+    rank[filled[order]] = np.arange(1, len(order) + 1, dtype=np.float32)
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-    winner = cv2.dilate(rank.reshape(height, width), kernel).reshape(-1).astype(np.int32)
-    palette = np.zeros((len(ranked) + 1, 4), dtype=np.uint8)
+    winner = cv2.dilate(rank.reshape(height, width), kernel).astype(np.int32)
+    palette = np.zeros((len(order) + 1, 4), dtype=np.uint8)
     palette[0, :3] = BEV_BACKGROUND
-    palette[1:, :3] = image[ranked]
-    image[:] = palette.view(np.uint32).reshape(-1)[winner].view(np.uint8).reshape(-1, 4)[:, :3]
+    palette[1:, :3] = colors[order]
+    packed = palette.view(np.uint32).reshape(-1)[winner]  # [H,W] one RGBx pixel each
+    return cv2.cvtColor(packed.view(np.uint8).reshape(height, width, 4), cv2.COLOR_RGBA2RGB)
 
 
 def bev_markers(boxes: np.ndarray, world_to_pixel: np.ndarray) -> dict[int, list[float]]:
