@@ -140,10 +140,18 @@ def prepare_scene(
                 frames.append(replace(frame, rgb=None))
                 yield frame
 
+        sheet_cells: list[np.ndarray] = []  # the UI contact sheet: the first 8 marked frames at half size
+
+        def keep_for_sheet(n: int, marked: np.ndarray) -> None:
+            if n < 8:  # the sheet is 768 px wide, so its cells are under half the saved width anyway
+                half = (max(1, marked.shape[1] // 2), max(1, marked.shape[0] // 2))
+                sheet_cells.append(cv2.resize(marked, half, interpolation=cv2.INTER_AREA))
+
         meta = write_frames(
             out, stream(), coord, instances.instance, scene.depth_intrinsics, scene.color_intrinsics,
             scene.depth_shift, image_resolution=settings.image_resolution, marker_size=settings.frame_marker_size,
             min_visible_points=settings.min_visible_points, depth_tolerance=settings.depth_tolerance,
+            on_marked=keep_for_sheet,
         )  # fmt: skip
         result.stages["marked_frames"] = {
             "num_frames": len(meta["frames"]),
@@ -152,9 +160,7 @@ def prepare_scene(
         }
         result.checks["frames_distinct"] = check_frames_distinct(out / "frames")
         result.checks["markers_complete"] = check_markers_complete(out, frames, scene, settings)
-        # the contact sheet is 768 px wide: its cells are under half the saved width, so decode at half size
-        cells = [_read_rgb(out / "frames" / e["file"], reduced=True) for e in meta["frames"][:8]]
-        result.previews["frames"] = _preview_jpeg(composite_grid(cells, rows=2, cols=4), 768)
+        result.previews["frames"] = _preview_jpeg(composite_grid(sheet_cells, rows=2, cols=4), 768)
         timed("marked_frames", start)
     return result
 
@@ -258,17 +264,6 @@ def check_markers_complete(out: Path, source_frames: Sequence[Any], scene, setti
 
 
 # -- images ---------------------------------------------------------------------------------------------------
-
-
-_READ_RGB_HALF = (cv2.IMREAD_REDUCED_COLOR_2 & ~cv2.IMREAD_COLOR_BGR) | cv2.IMREAD_COLOR_RGB  # half size, RGB out
-
-
-def _read_rgb(path: Path, reduced: bool = False) -> np.ndarray:
-    """RGB of an image file; ``reduced`` decodes a JPEG at half size (the codec's scaled decode, much cheaper)."""
-    image = cv2.imread(str(path), _READ_RGB_HALF if reduced else cv2.IMREAD_COLOR_RGB)
-    if image is None:
-        raise ValueError(f"{path}: image does not decode")
-    return image
 
 
 def _preview_jpeg(rgb: np.ndarray, long_side: int) -> bytes:

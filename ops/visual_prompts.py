@@ -8,7 +8,7 @@ canonical, so the same inputs and settings give byte-identical files. Images are
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -117,11 +117,13 @@ def write_frames(
     marker_size: int | None = None,
     min_visible_points: int = MIN_VISIBLE_POINTS,
     depth_tolerance: float = DEPTH_TOLERANCE,
+    on_marked: Callable[[int, np.ndarray], None] | None = None,
 ) -> dict[str, Any]:
     """``frames/frame_XX.jpg`` (marked), ``frames/raw_XX.jpg`` and ``frames/frames.json``; returns the JSON.
 
     ``frames`` are the sampled frames in order (see ``ops.frames.sample_frame_indices``), read once, so they can
-    be a generator that decodes each frame when it is needed; XX counts from 00.
+    be a generator that decodes each frame when it is needed; XX counts from 00. ``on_marked(XX, rgb)``, when
+    given, sees each marked image as it is saved (before JPEG), e.g. to build a preview without reading it back.
     """
     entries = []
     objects = ObjectPoints(coord, instance)
@@ -133,7 +135,10 @@ def write_frames(
             camera = FrameCamera(frame.pose, depth_intrinsics, frame.depth, depth_shift, (width, height), k_image)
             markers = visible_markers(objects, camera, min_visible_points, depth_tolerance)
             name = f"frame_{n:02d}.jpg"
-            write_bytes(tmp / name, encode_jpeg(mark_frame(image, markers, marker_size)))
+            marked = mark_frame(image, markers, marker_size)
+            write_bytes(tmp / name, encode_jpeg(marked))
+            if on_marked is not None:
+                on_marked(n, marked)
             write_bytes(tmp / f"raw_{n:02d}.jpg", encode_jpeg(image))
             entries.append(
                 {
