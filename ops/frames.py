@@ -193,12 +193,11 @@ class FrameCamera:
         for name in ("pose", "k_depth", "k_image"):
             object.__setattr__(self, name, np.asarray(getattr(self, name), dtype=np.float64))
         rotation, translation = self.pose[:3, :3], self.pose[:3, 3]
-        with np.errstate(invalid="ignore"):
-            world_to_camera = np.column_stack([rotation.T, -rotation.T @ translation])  # [3,4]
         # homogeneous world point -> (z*u, z*v, 1, z) with (u, v) depth-image pixels and z the camera depth (m), so
         # OpenCV's perspective divide gives (u, v, 1/z)
         world_to_depth = np.zeros((4, 4))
         with np.errstate(invalid="ignore"):  # an invalid (non-finite) pose projects to NaN, which nothing is inside
+            world_to_camera = np.column_stack([rotation.T, -rotation.T @ translation])  # [3,4]
             world_to_depth[:2] = (self.k_depth @ world_to_camera)[:2]
         world_to_depth[2, 3] = 1.0
         world_to_depth[3] = world_to_camera[2]
