@@ -2,9 +2,10 @@
 
 One multi-asset, partitioned by scene. A run for one partition (the UI's "Materialize") and a backfill over many
 (one run: `BackfillPolicy.single_run`) go the same way: every scene becomes one Ray task running
-`ops.scene_prompts.prepare_scene`; all tasks are submitted, then collected with `ray.wait` as they finish. Each
-finished scene reports its own materialisations and checks, so one bad scene fails only itself: the others are
-recorded, and the run then fails naming every bad scene with its reason.
+`ops.scene_prompts.prepare_scene`; all tasks are submitted (largest scenes first, so a run does not end waiting
+on one long scene), then collected with `ray.wait` as they finish. Each finished scene reports its own
+materialisations and checks, so one bad scene fails only itself: the others are recorded, and the run then fails
+naming every bad scene with its reason.
 """
 
 
@@ -19,7 +20,7 @@ from pydantic import Field
 from assets.partitions import scene_partitions
 from assets.raw_scenes import scene_manifest
 from ops.errors import SceneInputError
-from ops.scene_prompts import STAGES, PromptSettings, SceneResult, prepare_scene
+from ops.scene_prompts import STAGES, PromptSettings, SceneResult, largest_first, prepare_scene
 from resources.storage import StorageRoot
 
 _DESCRIPTIONS = {
@@ -95,14 +96,15 @@ def visual_prompts(context: dg.AssetExecutionContext, config: VisualPromptsConfi
     settings = config.settings()
     task = ray.remote(num_cpus=1, max_retries=2)(_prepare_scene_task)
     started = time.perf_counter()
-    pending, failures = {}, {}
+    pending, failures, folders = {}, {}, {}
     for scene_id in context.partition_keys:
         try:  # a hostile partition key (typed into the UI's "Add partition") fails alone, before any path exists
-            raw_dir, out_dir = str(storage.raw_scene_dir(scene_id)), str(storage.scene_dir(scene_id))
+            folders[str(storage.raw_scene_dir(scene_id))] = (scene_id, str(storage.scene_dir(scene_id)))
         except SceneInputError as exc:
             failures[scene_id] = _failure_reason(exc)
             context.log.error(f"scene {scene_id!r} refused: {failures[scene_id]}")
-            continue
+    for raw_dir in largest_first(list(folders)):
+        scene_id, out_dir = folders[raw_dir]
         pending[task.remote(raw_dir, out_dir, settings, stages)] = scene_id
     context.log.info(f"submitted {len(pending)} scenes to Ray for {', '.join(stages)}")
     while pending:

@@ -9,6 +9,7 @@ on what it wrote, so a bulk run reports them per scene.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -163,6 +164,28 @@ def prepare_scene(
         result.previews["frames"] = _preview_jpeg(composite_grid(sheet_cells, rows=2, cols=4), 768)
         timed("marked_frames", start)
     return result
+
+
+def largest_first(raw_scene_dirs: Sequence[str | Path]) -> list[str | Path]:
+    """``raw_scene_dirs`` ordered by the bytes of their files, largest first (ties by name).
+
+    Handed to workers in this order, the longest scenes start first and a run of many scenes does not end waiting
+    on one long scene that happened to come last (the longest-processing-time-first rule). A folder that cannot be
+    read sorts last, where its task reports the error.
+    """
+
+    def size(folder: str | Path) -> int:
+        total = 0
+        for root, _, names in os.walk(folder):
+            for name in names:
+                try:
+                    total += os.stat(os.path.join(root, name)).st_size
+                except OSError:
+                    pass
+        return total
+
+    sizes = {str(folder): size(folder) for folder in raw_scene_dirs}
+    return sorted(raw_scene_dirs, key=lambda folder: (-sizes[str(folder)], Path(folder).name))
 
 
 # -- stages ---------------------------------------------------------------------------------------------------

@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 
 from ops.scannet import open_scene
-from ops.scene_prompts import PromptSettings, check_bev_not_blank, check_markers_complete, prepare_scene
+from ops.scene_prompts import (
+    PromptSettings,
+    check_bev_not_blank,
+    check_markers_complete,
+    largest_first,
+    prepare_scene,
+)
 from ops.synthetic import generate_scene
 
 SETTINGS = PromptSettings(n_frames=6, image_resolution=160, bev_long_side=256)
@@ -61,3 +67,14 @@ def test_bev_check_fails_on_a_blank_or_nearly_blank_image():
     assert not outcome["passed"] and outcome["filled_fraction"] == 0.04
     image[8:12, :] = (0, 0, 0)
     assert check_bev_not_blank(image) == {"passed": True, "filled_fraction": 0.08}
+
+
+def test_scenes_are_handed_out_largest_first(tmp_path):
+    sizes = {"scene_a": [10, 5], "scene_b": [30], "scene_c": [8, 7], "scene_d": []}  # bytes per file
+    for name, files in sizes.items():
+        (tmp_path / name / "sub").mkdir(parents=True)
+        for n, size in enumerate(files):
+            (tmp_path / name / ("sub" if n else "") / f"f{n}").write_bytes(b"x" * size)
+    folders = [tmp_path / name for name in ("scene_d", "scene_c", "scene_a", "scene_b", "scene_missing")]
+    # b (30) first; a and c tie at 15 and go by name; empty d, then the unreadable folder, which weighs nothing
+    assert [f.name for f in largest_first(folders)] == ["scene_b", "scene_a", "scene_c", "scene_d", "scene_missing"]

@@ -292,12 +292,13 @@ def run_ray(scene_dirs: list[Path], out_root: Path, num_cpus: int) -> dict[str, 
     """``prepare_scene`` for every scene, one Ray task each, on a local ``SceneRay`` with ``num_cpus`` workers.
 
     Start-up (``ray.init`` and one warm-up task per worker that imports the ops modules) is timed apart; the
-    scene time runs from the first submit to the last result, as in ``assets.visual_prompts``.
+    scene time runs from the first submit to the last result; scenes go largest first, as in
+    ``assets.visual_prompts``.
     """
     import dagster as dg
     import ray
 
-    from ops.scene_prompts import PromptSettings, prepare_scene
+    from ops.scene_prompts import PromptSettings, largest_first, prepare_scene
     from resources.ray import SceneRay
 
     # Ray workers cannot import this file (it is not in a package): ship its functions by value.
@@ -312,7 +313,7 @@ def run_ray(scene_dirs: list[Path], out_root: Path, num_cpus: int) -> dict[str, 
             task = ray.remote(num_cpus=1)(prepare_scene)
             settings = PromptSettings()
             start = time.perf_counter()
-            pending = [task.remote(str(d), str(out_root / d.name), settings) for d in scene_dirs]
+            pending = [task.remote(str(d), str(out_root / d.name), settings) for d in largest_first(scene_dirs)]
             results = []
             while pending:
                 done, pending = ray.wait(pending, num_returns=1)
