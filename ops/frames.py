@@ -15,6 +15,7 @@ hidden behind a wall, therefore gets no marker in that frame.
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -207,8 +208,8 @@ class FrameCamera:
         # inside the depth image (u in [-0.5, W-0.5), v likewise) and in front (z > 1e-6, i.e. 0 < 1/z < 1e6),
         # as inclusive bounds for cv2.inRange
         height, width = self.depth.shape
-        lower = (-0.5, -0.5, float(np.nextafter(0.0, 1.0)))
-        upper = tuple(float(np.nextafter(bound, 0.0)) for bound in (width - 0.5, height - 0.5, 1e6))
+        lower = (-0.5, -0.5, math.nextafter(0.0, 1.0))
+        upper = tuple(math.nextafter(bound, 0.0) for bound in (width - 0.5, height - 0.5, 1e6))
         object.__setattr__(self, "_depth_box", (lower, upper))
 
     def objects_in_view(self, objects: ObjectPoints) -> np.ndarray:
