@@ -17,19 +17,24 @@ from ops.atomic import canonical_json
 MISSING = "missing"
 
 
+def folder_files(folder: str | Path) -> list[tuple[str, os.stat_result]]:
+    """``(relative posix path, stat)`` of every file below ``folder``, sorted; none when it does not exist.
+    Hidden entries (staging folders, editor files) are left out."""
+    folder = Path(folder)
+    files = []
+    for current, dirs, names in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(names):
+            if not name.startswith("."):
+                path = Path(current) / name
+                files.append((path.relative_to(folder).as_posix(), path.stat()))
+    return files
+
+
 def folder_fingerprint(folder: str | Path) -> str:
     """sha256 over the sorted (relative path, size, mtime_ns) of every file below ``folder``; ``"missing"`` when the
     folder does not exist. Hidden entries (staging folders, editor files) are ignored."""
-    folder = Path(folder)
-    if not folder.is_dir():
+    if not Path(folder).is_dir():
         return MISSING
-    entries = []
-    for current, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in sorted(files):
-            if name.startswith("."):
-                continue
-            path = Path(current) / name
-            stat = path.stat()
-            entries.append([path.relative_to(folder).as_posix(), stat.st_size, stat.st_mtime_ns])
+    entries = [[name, stat.st_size, stat.st_mtime_ns] for name, stat in folder_files(folder)]
     return hashlib.sha256(canonical_json(entries).encode("utf-8")).hexdigest()

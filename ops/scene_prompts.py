@@ -9,7 +9,6 @@ on what it wrote, so a bulk run reports them per scene.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -21,6 +20,7 @@ import numpy as np
 from PIL import Image
 
 from ops.errors import SceneInputError
+from ops.fingerprint import folder_files
 from ops.frames import FrameCamera, ObjectPoints, composite_grid, sample_frame_indices, visible_object_ids
 from ops.grouping import bounds
 from ops.instances import Instances, instances_from_clusters, instances_from_gt, instances_from_proposals
@@ -171,18 +171,14 @@ def largest_first(raw_scene_dirs: Sequence[str | Path]) -> list[str | Path]:
 
     Handed to workers in this order, the longest scenes start first and a run of many scenes does not end waiting
     on one long scene that happened to come last (the longest-processing-time-first rule). A folder that cannot be
-    read sorts last, where its task reports the error.
+    read sorts last, where its task reports the error. Hidden entries do not count (``ops.fingerprint``).
     """
 
     def size(folder: str | Path) -> int:
-        total = 0
-        for root, _, names in os.walk(folder):
-            for name in names:
-                try:
-                    total += os.stat(os.path.join(root, name)).st_size
-                except OSError:
-                    pass
-        return total
+        try:
+            return sum(stat.st_size for _, stat in folder_files(folder))
+        except OSError:  # e.g. a dangling link: the scene's own task reports what is wrong
+            return 0
 
     sizes = {str(folder): size(folder) for folder in raw_scene_dirs}
     return sorted(raw_scene_dirs, key=lambda folder: (-sizes[str(folder)], Path(folder).name))
