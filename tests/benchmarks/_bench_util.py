@@ -118,8 +118,9 @@ def _child_pair(raw: Path, out: Path) -> dict[str, Any]:
     Order: prepare, floor (the first passes), then ``STEADY_PASSES`` times prepare, floor. The first prepare pays
     what a fresh process pays once (first calls into the codecs, OpenCV's font tables), the first floor pass
     warms the floor's own path; the others are what a worker pays per scene once it has done one. Alternating
-    puts both sides in the same stretch of machine time, so their ratio is steadier than either time. Peak RSS is read after the first prepare, before the floor loads
-    anything. Every pass opens the scene anew and writes its own folder under ``out``.
+    puts both sides in the same stretch of machine time, so their ratio is steadier than either time. Peak RSS
+    is read after the first prepare, before the floor loads anything. Every pass opens the scene anew and writes
+    its own folder under ``out``.
     """
     from ops.scene_prompts import prepare_scene
 
