@@ -16,9 +16,11 @@ longer side of the image is ``long_side`` pixels.
 Rendering: a z-buffer on the pixel grid, the highest point wins each pixel; points higher than ``ceiling_cut``
 metres above the lowest point are dropped first. Splatting then gives each point a disc-shaped footprint whose
 radius follows the point spacing (0.75 x the 90th percentile of nearest-neighbour distances, 1 to
-``MAX_SPLAT_RADIUS`` px): every pixel takes the colour of the highest point whose footprint covers it (a z-aware
-max filter). This fills the holes between points and stops lower points (the floor) from showing through the gaps
-of a higher surface (a table top). Footprints grow objects' outlines by up to the radius. The background is white.
+``MAX_SPLAT_RADIUS`` px), measured in 3D between the points that won a pixel: the gaps to fill are between those,
+and a point under a surface, or nearer than a pixel to another, is hidden anyway. Every pixel takes the colour of
+the highest point whose footprint covers it (a z-aware max filter). This fills the holes between points and stops
+lower points (the floor) from showing through the gaps of a higher surface (a table top). Footprints grow objects'
+outlines by up to the radius. The background is white.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from ops.markers import draw_markers, marker_size_for
 
 BEV_BACKGROUND = (255, 255, 255)
 MAX_SPLAT_RADIUS = 8  # px
-_SPACING_SAMPLE = 5000  # points used to estimate the point spacing
+_SPACING_SAMPLE = 5000  # top points whose nearest neighbour sets the point spacing
 
 
 @dataclass(frozen=True)
@@ -79,13 +81,16 @@ def apply_world_to_pixel(world_to_pixel: np.ndarray, xy: np.ndarray) -> np.ndarr
     return np.stack([u, v], axis=1)
 
 
-def _splat_radius(coord: np.ndarray, scale: float) -> int:
-    step = max(1, len(coord) // _SPACING_SAMPLE)
-    sample = coord[::step]
+def _splat_radius(top_points: np.ndarray, scale: float) -> int:
+    """Splat radius (px) from the spacing of ``top_points`` [T,3], the points that won a pixel (module docstring).
+
+    Only those, rather than the whole cloud, go into the tree: 31k of 140k points on the ScanNet-size benchmark
+    scene, 21 -> 8.5 ms, and the same radius on the benchmark scenes."""
+    step = max(1, len(top_points) // _SPACING_SAMPLE)
     # sliding-midpoint splits build ~2x faster than median splits here, and 64-point leaves (fewer nodes) ~1.3x
     # faster than the default 16 for these 5,000 queries; the neighbours found are the same (exact search)
-    tree = cKDTree(coord, leafsize=64, balanced_tree=False, compact_nodes=False)
-    distances, _ = tree.query(sample, k=2)
+    tree = cKDTree(top_points, leafsize=64, balanced_tree=False, compact_nodes=False)
+    distances, _ = tree.query(top_points[::step], k=2)
     spacing = float(np.percentile(distances[:, 1], 90)) * scale  # px
     # a disc of 0.75 spacing reaches the middle of a grid cell (0.71 spacing from its corners)
     return int(min(MAX_SPLAT_RADIUS, max(1, np.ceil(0.75 * spacing))))
@@ -122,7 +127,7 @@ def render_bev(
     top_pixel, top = _highest_per_pixel(pixel, coord[:, 2], width * height)
     top_color = color[top].astype(np.uint8)
     if splat:
-        radius = _splat_radius(coord, affine[0, 0])
+        radius = _splat_radius(coord[top], affine[0, 0])
         image = _splat(top_pixel, top_color, coord[top, 2], width, height, radius)
     else:
         image = np.empty((height * width, 3), dtype=np.uint8)

@@ -85,6 +85,17 @@ def test_splatting_fills_holes_and_hides_lower_points():
     assert (sparse_area == GREEN).all(axis=1).any()  # without splatting the floor shows between table points
 
 
+def test_points_hidden_under_the_top_surface_do_not_change_the_splat():
+    """The splat radius comes from the points that won a pixel: a dense stack hidden under a sparse floor (1 cm
+    apart in z, where the floor points are 5 cm apart) would otherwise shrink it and leave the floor full of holes."""
+    coord, color = _floor_and_table()
+    stacks = np.concatenate([coord - [0.0, 0.0, 0.01 * k] for k in range(1, 11)])
+    hidden = render_bev(np.concatenate([coord, stacks]), np.concatenate([color] * 11), long_side=512, margin=0.0)
+    alone = render_bev(coord, color, long_side=512, margin=0.0)
+    assert np.array_equal(hidden.image, alone.image)
+    assert np.all(hidden.image == BEV_BACKGROUND, axis=-1).mean() < 0.01
+
+
 def test_bev_marker_is_the_box_centre_within_one_pixel():
     bev = render_bev(_corners(), np.zeros((4, 3), np.uint8), long_side=400, margin=0.1, splat=False)
     boxes = np.array([[1.0, 0.5, 0.3, 0.4, 0.6, 0.6], [3.0, 1.5, 1.0, 0.2, 0.2, 2.0], [0, 0, 0, 0, 0, 0]])
