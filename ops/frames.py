@@ -57,10 +57,23 @@ def scale_intrinsics(k: np.ndarray, scale_x: float, scale_y: float) -> np.ndarra
     return out
 
 
+def resized_geometry(
+    width: int, height: int, k: np.ndarray, image_resolution: int = IMAGE_RESOLUTION
+) -> tuple[tuple[int, int], np.ndarray]:
+    """``((width, height), K)`` of a ``width`` x ``height`` frame with intrinsics ``k`` once ``resize_frame`` has
+    shrunk it so its long side is at most ``image_resolution``."""
+    scale = min(1.0, image_resolution / max(width, height))
+    size = (max(1, int(width * scale)), max(1, int(height * scale)))  # truncation, as GPT4Scene's repo
+    if size == (width, height):
+        return size, np.array(k, dtype=np.float64)
+    return size, scale_intrinsics(k, size[0] / width, size[1] / height)
+
+
 def resize_frame(
     rgb: np.ndarray, k: np.ndarray, image_resolution: int = IMAGE_RESOLUTION
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``(image, K)``: the frame shrunk so its long side is at most ``image_resolution``, and its K.
+    """``(image, K)``: the frame shrunk so its long side is at most ``image_resolution``, and its K. A frame that
+    is small enough comes back as it is (not copied, when C-contiguous).
 
     While the image is over twice the target it is halved by averaging 2x2 blocks (OpenCV's fast path for an
     integer area filter); the last step, by a factor between 1/2 and 1, is bilinear. A general area filter gives
@@ -68,16 +81,15 @@ def resize_frame(
     single resize from the original size to the final one.
     """
     height, width = rgb.shape[:2]
-    scale = min(1.0, image_resolution / max(width, height))
-    new_width, new_height = max(1, int(width * scale)), max(1, int(height * scale))  # truncation, as GPT4Scene's repo
+    (new_width, new_height), k_new = resized_geometry(width, height, k, image_resolution)
     if (new_width, new_height) == (width, height):
-        return np.ascontiguousarray(rgb), np.array(k, dtype=np.float64)
+        return np.ascontiguousarray(rgb), k_new
     image = rgb
     while image.shape[1] >= 2 * new_width and image.shape[0] >= 2 * new_height:
         image = cv2.resize(image, (image.shape[1] // 2, image.shape[0] // 2), interpolation=cv2.INTER_AREA)
     if image.shape[:2] != (new_height, new_width):
         image = cv2.resize(image, (new_width, new_height), interpolation=cv2.INTER_LINEAR)
-    return image, scale_intrinsics(k, new_width / width, new_height / height)
+    return image, k_new
 
 
 def _to_camera(columns: np.ndarray, pose_c2w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -296,11 +308,14 @@ def visible_object_ids(
     return visible
 
 
-def mark_frame(rgb: np.ndarray, markers: Mapping[int, Mapping[str, object]], size: int | None = None) -> np.ndarray:
-    """The frame with the ``visible_markers`` output drawn; ``size`` defaults to 40 px per 1024 px of long side."""
+def mark_frame(
+    rgb: np.ndarray, markers: Mapping[int, Mapping[str, object]], size: int | None = None, in_place: bool = False
+) -> np.ndarray:
+    """The frame with the ``visible_markers`` output drawn (on a copy unless ``in_place``); ``size`` defaults to
+    40 px per 1024 px of long side."""
     if size is None:
         size = marker_size_for(max(rgb.shape[:2]))
-    return draw_markers(rgb, {object_id: marker["uv"] for object_id, marker in markers.items()}, size)
+    return draw_markers(rgb, {object_id: marker["uv"] for object_id, marker in markers.items()}, size, in_place)
 
 
 def composite_grid(images: Sequence[np.ndarray], rows: int = 2, cols: int = 4, gap: int = 4) -> np.ndarray:

@@ -87,11 +87,16 @@ def _fixed(u: float, v: float) -> tuple[int, int]:
     return int(round(u * (1 << _SHIFT))), int(round(v * (1 << _SHIFT)))
 
 
-def draw_markers(image: np.ndarray, markers: Mapping[int, Sequence[float]], size: int) -> np.ndarray:
-    """Copy of the RGB ``image`` with each ``{id: (u, v)}`` marker drawn (layout as in the module docstring)."""
+def draw_markers(
+    image: np.ndarray, markers: Mapping[int, Sequence[float]], size: int, in_place: bool = False
+) -> np.ndarray:
+    """The RGB ``image`` with each ``{id: (u, v)}`` marker drawn (layout as in the module docstring): a copy, or
+    with ``in_place`` the (C-contiguous) image itself, drawn on."""
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f"expected an RGB uint8 image HxWx3, got {image.dtype} {image.shape}")
-    out = np.ascontiguousarray(image).copy()
+    if in_place and not image.flags.c_contiguous:
+        raise ValueError("drawing in place needs a C-contiguous image")
+    out = image if in_place else np.ascontiguousarray(image).copy()
     height, width = out.shape[:2]
     centres = layout_markers(markers, size, width, height)
     line = max(1, int(round(size / 20)))

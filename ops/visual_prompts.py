@@ -25,6 +25,7 @@ from ops.frames import (
     ObjectPoints,
     mark_frame,
     resize_frame,
+    resized_geometry,
     visible_markers,
 )
 from ops.instances import Instances
@@ -130,16 +131,20 @@ def write_frames(
     final = Path(scene_dir) / "frames"
     with staging_dir(final) as tmp:
         for n, frame in enumerate(frames):
-            image, k_image = resize_frame(frame.rgb, color_intrinsics, image_resolution)
-            height, width = image.shape[:2]
-            camera = FrameCamera(frame.pose, depth_intrinsics, frame.depth, depth_shift, (width, height), k_image)
+            # visibility first, then the image: resized, saved raw, marked in place and saved, while it is in cache
+            size, k_image = resized_geometry(frame.rgb.shape[1], frame.rgb.shape[0], color_intrinsics,
+                                             image_resolution)  # fmt: skip
+            camera = FrameCamera(frame.pose, depth_intrinsics, frame.depth, depth_shift, size, k_image)
             markers = visible_markers(objects, camera, min_visible_points, depth_tolerance)
+            image = resize_frame(frame.rgb, color_intrinsics, image_resolution)[0]
+            if np.may_share_memory(image, frame.rgb):  # a frame already small enough: leave the caller's intact
+                image = image.copy()
+            write_bytes(tmp / f"raw_{n:02d}.jpg", encode_jpeg(image))
             name = f"frame_{n:02d}.jpg"
-            marked = mark_frame(image, markers, marker_size)
+            marked = mark_frame(image, markers, marker_size, in_place=True)
             write_bytes(tmp / name, encode_jpeg(marked))
             if on_marked is not None:
                 on_marked(n, marked)
-            write_bytes(tmp / f"raw_{n:02d}.jpg", encode_jpeg(image))
             entries.append(
                 {
                     "file": name,

@@ -117,6 +117,10 @@ def test_markers_are_drawn_in_their_colour_with_contrasting_text():
     assert text_color((250, 250, 60)) == (0, 0, 0) and text_color((30, 30, 120)) == (255, 255, 255)
     assert len({marker_color(k) for k in range(100)}) == 100
     assert image.max() == 255 and image.min() == 255  # the input is left untouched
+    in_place = draw_markers(image, {7: [100.0, 100.0]}, size=40, in_place=True)
+    assert in_place is image and np.array_equal(image, drawn)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        draw_markers(np.zeros((50, 60, 3), np.uint8)[:, ::2], {}, size=20, in_place=True)
 
 
 def test_overlapping_markers_are_nudged_apart_deterministically():

@@ -21,6 +21,7 @@ from ops.frames import (
     mark_frame,
     project_points,
     resize_frame,
+    resized_geometry,
     sample_frame_indices,
     scale_intrinsics,
     visible_markers,
@@ -276,3 +277,24 @@ def test_write_frames_files_and_json(tmp_path):
     assert marked.shape == raw.shape == (384, 512, 3)
     assert np.abs(marked.astype(int) - raw.astype(int)).max() > 100  # the marker is drawn on frame_00 only
     assert np.abs(raw.astype(int) - 90).max() <= 2
+
+
+def test_write_frames_leaves_a_frame_that_needs_no_resize_intact(tmp_path):
+    """Frames are marked in place after resizing; a frame already small enough must be copied first."""
+    coord, instance, depth = _scene()
+    rgb = np.full((HEIGHT, WIDTH, 3), 90, np.uint8)
+    meta = write_frames(tmp_path, [Frame(3, rgb, depth, POSE)], coord, instance, K, K, 1000.0, image_resolution=1024)
+    assert sorted(meta["frames"][0]["markers"]) == [0]
+    assert (rgb == 90).all()  # the caller's image has no marker drawn on it
+    raw = cv2.imread(str(tmp_path / "frames" / "raw_00.jpg"))
+    marked = cv2.imread(str(tmp_path / "frames" / "frame_00.jpg"))
+    assert raw.shape == marked.shape == (HEIGHT, WIDTH, 3)
+    assert np.abs(raw.astype(int) - 90).max() <= 2 and np.abs(marked.astype(int) - 90).max() > 100
+
+
+def test_resized_geometry_is_what_resize_frame_gives():
+    k = np.array([[1170.0, 0.0, 647.5], [0.0, 1170.0, 483.5], [0.0, 0.0, 1.0]])
+    for shape, resolution in (((968, 1296), 512), ((1296, 968), 512), ((240, 320), 512), ((101, 999), 300)):
+        image, k_image = resize_frame(np.zeros((*shape, 3), np.uint8), k, resolution)
+        size, k_geometry = resized_geometry(shape[1], shape[0], k, resolution)
+        assert size == (image.shape[1], image.shape[0]) and np.array_equal(k_geometry, k_image)
