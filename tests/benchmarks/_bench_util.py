@@ -127,10 +127,10 @@ def _child_pair(raw: Path, out: Path) -> dict[str, Any]:
     baseline = _maxrss_mib()
     reference = out / "prepare_first" / raw.name
     start = time.perf_counter()
-    prepare_scene(raw, reference)
+    first_result = prepare_scene(raw, reference)
     first = time.perf_counter() - start
     peak = _maxrss_mib()
-    floor_inputs = _floor_inputs(reference)
+    floor_inputs = _floor_inputs(reference, first_result.previews)
     _floor_once(raw, out / "floor_first", *floor_inputs)
     prepares, floors = [], []
     for k in range(STEADY_PASSES):
@@ -156,13 +156,13 @@ def _child_pair(raw: Path, out: Path) -> dict[str, Any]:
     }
 
 
-def _floor_inputs(reference: Path) -> tuple[Any, ...]:
-    """What ``_floor_once`` encodes, loaded (untimed) from the outputs ``prepare_scene`` wrote under ``reference``:
-    settings, the four arrays, the three JSON documents, the BEV image and the two UI previews at their sizes."""
+def _floor_inputs(reference: Path, previews: dict[str, bytes]) -> tuple[Any, ...]:
+    """What ``_floor_once`` encodes, loaded (untimed) from the outputs ``prepare_scene`` wrote under ``reference``
+    and its UI ``previews``: settings, the four arrays, the three JSON documents, the BEV image and the previews
+    decoded (so they are encoded again at the sizes prepare_scene encoded them)."""
     import cv2
     import numpy as np
 
-    from ops.frames import composite_grid
     from ops.scene_prompts import PromptSettings
 
     arrays = {name: np.load(reference / name) for name in
@@ -170,12 +170,8 @@ def _floor_inputs(reference: Path) -> tuple[Any, ...]:
     documents = {name: json.loads((reference / name).read_text())
                  for name in ("instances/labels.json", "bev/bev.json", "frames/frames.json")}  # fmt: skip
     bev = cv2.imread(str(reference / "bev" / "bev.png"), cv2.IMREAD_COLOR_RGB)
-    # the previews prepare_scene encodes, at their sizes: the BEV at 384 px and a 2x4 sheet of half-size frames at 768
-    cell = cv2.imread(str(reference / "frames" / "frame_00.jpg"), cv2.IMREAD_REDUCED_COLOR_2)
-    sheet = composite_grid([cell] * 8, rows=2, cols=4)
-    scales = [(bev, min(1.0, 384 / max(bev.shape[:2]))), (sheet, min(1.0, 768 / max(sheet.shape[:2])))]
-    previews = [cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) for image, scale in scales]
-    return PromptSettings(), arrays, documents, bev, previews
+    decoded = [cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR_RGB) for data in previews.values()]
+    return PromptSettings(), arrays, documents, bev, decoded
 
 
 def _floor_once(
