@@ -72,24 +72,33 @@ def resized_geometry(
 def resize_frame(
     rgb: np.ndarray, k: np.ndarray, image_resolution: int = IMAGE_RESOLUTION
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``(image, K)``: the frame shrunk so its long side is at most ``image_resolution``, and its K. A frame that
-    is small enough comes back as it is (not copied, when C-contiguous).
+    """``(image, K)``: the frame shrunk so its long side is at most ``image_resolution`` (``downscale``), and its
+    K. A frame that is small enough comes back as it is (not copied, when C-contiguous)."""
+    height, width = rgb.shape[:2]
+    size, k_new = resized_geometry(width, height, k, image_resolution)
+    if size == (width, height):
+        return np.ascontiguousarray(rgb), k_new
+    return downscale(rgb, size), k_new
+
+
+def downscale(rgb: np.ndarray, size: tuple[int, int], keep_alignment: bool = True) -> np.ndarray:
+    """The image shrunk to ``size`` (width, height), each side at most the image's.
 
     While the image is over twice the target it is halved by averaging 2x2 blocks (OpenCV's fast path for an
     integer area filter); the last step, by a factor between 1/2 and 1, is bilinear. A general area filter gives
-    nearly the same pixels at three times the cost. Every step keeps pixel centres aligned, so K is that of a
-    single resize from the original size to the final one.
+    nearly the same pixels at three times the cost. With ``keep_alignment`` every step keeps pixel centres aligned
+    (an odd side is halved by the general area filter), so the pixels map as in a single resize and the K of one
+    resize holds; without it (previews) an odd last row or column is dropped instead, ~8x cheaper.
     """
-    height, width = rgb.shape[:2]
-    (new_width, new_height), k_new = resized_geometry(width, height, k, image_resolution)
-    if (new_width, new_height) == (width, height):
-        return np.ascontiguousarray(rgb), k_new
     image = rgb
-    while image.shape[1] >= 2 * new_width and image.shape[0] >= 2 * new_height:
-        image = cv2.resize(image, (image.shape[1] // 2, image.shape[0] // 2), interpolation=cv2.INTER_AREA)
-    if image.shape[:2] != (new_height, new_width):
-        image = cv2.resize(image, (new_width, new_height), interpolation=cv2.INTER_LINEAR)
-    return image, k_new
+    while image.shape[1] >= 2 * size[0] and image.shape[0] >= 2 * size[1]:
+        height, width = image.shape[0] // 2, image.shape[1] // 2
+        if not keep_alignment:
+            image = image[: 2 * height, : 2 * width]
+        image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+    if image.shape[1::-1] != tuple(size):
+        image = cv2.resize(image, tuple(size), interpolation=cv2.INTER_LINEAR)
+    return image
 
 
 def _to_camera(columns: np.ndarray, pose_c2w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -21,7 +21,14 @@ from PIL import Image
 
 from ops.errors import SceneInputError
 from ops.fingerprint import folder_files
-from ops.frames import FrameCamera, ObjectPoints, composite_grid, sample_frame_indices, visible_object_ids
+from ops.frames import (
+    FrameCamera,
+    ObjectPoints,
+    composite_grid,
+    downscale,
+    sample_frame_indices,
+    visible_object_ids,
+)
 from ops.grouping import bounds
 from ops.instances import Instances, instances_from_clusters, instances_from_gt, instances_from_proposals
 from ops.pointcloud import pointcloud_from_fusion, pointcloud_from_mesh
@@ -295,14 +302,6 @@ def _preview_jpeg(rgb: np.ndarray, long_side: int) -> bytes:
 
 
 def _shrink(rgb: np.ndarray, long_side: int) -> np.ndarray:
-    """The image scaled to ``long_side`` px at most for a preview: halved by 2x2 averages while it is at least twice
-    the target (an odd last row or column dropped, so OpenCV takes its integer fast path; a general area filter
-    costs ~8x as much), then bilinear, by a factor between 1/2 and 1, to the final size."""
+    """The image scaled to ``long_side`` px at most for a preview (``downscale`` without pixel alignment)."""
     scale = min(1.0, long_side / max(rgb.shape[:2]))
-    size = (max(1, int(rgb.shape[1] * scale)), max(1, int(rgb.shape[0] * scale)))
-    while rgb.shape[1] >= 2 * size[0] and rgb.shape[0] >= 2 * size[1]:
-        height, width = rgb.shape[0] // 2, rgb.shape[1] // 2
-        rgb = cv2.resize(rgb[: 2 * height, : 2 * width], (width, height), interpolation=cv2.INTER_AREA)
-    if rgb.shape[1::-1] != size:
-        rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_LINEAR)
-    return rgb
+    return downscale(rgb, (max(1, int(rgb.shape[1] * scale)), max(1, int(rgb.shape[0] * scale))), keep_alignment=False)

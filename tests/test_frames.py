@@ -18,6 +18,7 @@ from ops.frames import (
     FrameCamera,
     ObjectPoints,
     composite_grid,
+    downscale,
     mark_frame,
     project_points,
     resize_frame,
@@ -298,3 +299,13 @@ def test_resized_geometry_is_what_resize_frame_gives():
         image, k_image = resize_frame(np.zeros((*shape, 3), np.uint8), k, resolution)
         size, k_geometry = resized_geometry(shape[1], shape[0], k, resolution)
         assert size == (image.shape[1], image.shape[0]) and np.array_equal(k_geometry, k_image)
+
+
+def test_downscale_without_alignment_drops_an_odd_edge_only():
+    rng = np.random.default_rng(3)
+    smooth = cv2.resize(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8), (1023, 1025), interpolation=cv2.INTER_CUBIC)
+    aligned = downscale(smooth, (383, 384))
+    preview = downscale(smooth, (383, 384), keep_alignment=False)
+    assert aligned.shape == preview.shape == (384, 383, 3)
+    assert np.abs(aligned.astype(int) - preview.astype(int)).mean() < 2.0  # one dropped row/column in 1,000
+    assert downscale(smooth, (1023, 1025)) is smooth
