@@ -23,8 +23,8 @@ from ops.frames import (
     MIN_VISIBLE_POINTS,
     FrameCamera,
     ObjectPoints,
+    downscale,
     mark_frame,
-    resize_frame,
     resized_geometry,
     visible_markers,
 )
@@ -132,13 +132,12 @@ def write_frames(
     with staging_dir(final) as tmp:
         for n, frame in enumerate(frames):
             # visibility first, then the image: resized, saved raw, marked in place and saved, while it is in cache
-            size, k_image = resized_geometry(frame.rgb.shape[1], frame.rgb.shape[0], color_intrinsics,
-                                             image_resolution)  # fmt: skip
+            height, width = frame.rgb.shape[:2]
+            size, k_image = resized_geometry(width, height, color_intrinsics, image_resolution)
             camera = FrameCamera(frame.pose, depth_intrinsics, frame.depth, depth_shift, size, k_image)
             markers = visible_markers(objects, camera, min_visible_points, depth_tolerance)
-            image = resize_frame(frame.rgb, color_intrinsics, image_resolution)[0]
-            if np.may_share_memory(image, frame.rgb):  # a frame already small enough: leave the caller's intact
-                image = image.copy()
+            # a frame already small enough is copied, so marking leaves the caller's image intact
+            image = downscale(frame.rgb, size) if size != (width, height) else np.array(frame.rgb, order="C")
             write_bytes(tmp / f"raw_{n:02d}.jpg", encode_jpeg(image))
             name = f"frame_{n:02d}.jpg"
             marked = mark_frame(image, markers, marker_size, in_place=True)
