@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from ops.scannet import open_scene
 from ops.scene_prompts import (
     PromptSettings,
     check_bev_not_blank,
+    check_frames_distinct,
     check_markers_complete,
     largest_first,
     prepare_scene,
@@ -56,6 +58,26 @@ def test_markers_check_fails_on_a_dropped_or_invented_marker(prepared):
     finally:
         path.write_text(original)
     assert _recheck(raw, out)["passed"]
+
+
+def test_frames_check_fails_on_a_repeated_image_or_index(tmp_path, prepared):
+    _, out, result = prepared
+    assert result.checks["frames_distinct"]["passed"]
+    frames = tmp_path / "frames"
+    shutil.copytree(out / "frames", frames)
+    first, second = (frames / f"raw_{n:02d}.jpg" for n in (0, 1))
+    same_size = bytearray(first.read_bytes())
+    same_size[-3] ^= 0xFF  # same size, other bytes: still distinct
+    second.write_bytes(bytes(same_size))
+    assert check_frames_distinct(frames)["passed"]
+    second.write_bytes(first.read_bytes())
+    assert not check_frames_distinct(frames)["passed"]
+    shutil.copy(out / "frames" / "raw_01.jpg", second)
+    meta = json.loads((frames / "frames.json").read_text())
+    meta["frames"][1]["source_index"] = meta["frames"][0]["source_index"]
+    (frames / "frames.json").write_text(json.dumps(meta))
+    outcome = check_frames_distinct(frames)
+    assert not outcome["passed"] and outcome["distinct_indices"] == outcome["num_frames"] - 1
 
 
 def test_bev_check_fails_on_a_blank_or_nearly_blank_image():
