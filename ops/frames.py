@@ -57,13 +57,19 @@ def scale_intrinsics(k: np.ndarray, scale_x: float, scale_y: float) -> np.ndarra
     return out
 
 
+def fit_long_side(width: int, height: int, long_side: int) -> tuple[int, int]:
+    """``(width, height)`` scaled so the long side is at most ``long_side`` px (never enlarged), truncated to whole
+    pixels as GPT4Scene's repo does."""
+    scale = min(1.0, long_side / max(width, height))
+    return max(1, int(width * scale)), max(1, int(height * scale))
+
+
 def resized_geometry(
     width: int, height: int, k: np.ndarray, image_resolution: int = IMAGE_RESOLUTION
 ) -> tuple[tuple[int, int], np.ndarray]:
     """``((width, height), K)`` of a ``width`` x ``height`` frame with intrinsics ``k`` once ``resize_frame`` has
     shrunk it so its long side is at most ``image_resolution``."""
-    scale = min(1.0, image_resolution / max(width, height))
-    size = (max(1, int(width * scale)), max(1, int(height * scale)))  # truncation, as GPT4Scene's repo
+    size = fit_long_side(width, height, image_resolution)
     if size == (width, height):
         return size, np.array(k, dtype=np.float64)
     return size, scale_intrinsics(k, size[0] / width, size[1] / height)

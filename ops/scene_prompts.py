@@ -26,6 +26,7 @@ from ops.frames import (
     ObjectPoints,
     composite_grid,
     downscale,
+    fit_long_side,
     sample_frame_indices,
     visible_object_ids,
 )
@@ -310,5 +311,4 @@ def _preview_jpeg(rgb: np.ndarray, long_side: int) -> bytes:
 
 def _shrink(rgb: np.ndarray, long_side: int) -> np.ndarray:
     """The image scaled to ``long_side`` px at most for a preview (``downscale`` without pixel alignment)."""
-    scale = min(1.0, long_side / max(rgb.shape[:2]))
-    return downscale(rgb, (max(1, int(rgb.shape[1] * scale)), max(1, int(rgb.shape[0] * scale))), keep_alignment=False)
+    return downscale(rgb, fit_long_side(rgb.shape[1], rgb.shape[0], long_side), keep_alignment=False)
