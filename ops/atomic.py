@@ -1,4 +1,10 @@
-"""Crash-safe writes: every file goes to a temporary name in the same folder, then is renamed."""
+"""Crash-safe writes: every file goes to a temporary name in the same folder, then is renamed.
+
+A file is fsynced before it is renamed, except inside a ``staging_dir``: there the folder's own rename is the
+commit point, so its files are fsynced on a background thread while the writer goes on computing, and the folder
+is renamed only once all of them are on disk. A per-file fsync blocks the writer ~0.5-1 ms on this machine's disk,
+~70 ms for the 72 files of one scene's visual prompts.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,10 @@ import json
 import os
 import shutil
 import tempfile
+import threading
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -17,6 +26,53 @@ import numpy as np
 
 FILE_MODE = 0o644
 DIR_MODE = 0o755
+MAX_UNSYNCED_FILES = 64  # a writer that outruns the disk waits here rather than holding more open descriptors
+
+
+def _fsync_and_close(fd: int) -> None:
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class _BackgroundSync:
+    """fsyncs the files of one staging folder, in the order written, on one thread of its own."""
+
+    def __init__(self) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fsync")
+        self._pending: deque[Future] = deque()
+
+    def submit(self, fd: int) -> None:
+        """fsync and close ``fd`` (owned from now on) in the background."""
+        self._pending.append(self._executor.submit(_fsync_and_close, fd))
+        while len(self._pending) > MAX_UNSYNCED_FILES:
+            self._pending.popleft().result()
+
+    def wait(self) -> None:
+        """Return once every submitted file is on disk; raises the first fsync error."""
+        try:
+            while self._pending:
+                self._pending.popleft().result()
+        finally:
+            self._executor.shutdown(wait=True)
+
+    def abandon(self) -> None:
+        """Let the submitted fsyncs finish (closing their descriptors) and ignore their errors."""
+        self._pending.clear()
+        self._executor.shutdown(wait=True)
+
+
+_ACTIVE_STAGING: dict[Path, _BackgroundSync] = {}
+_ACTIVE_STAGING_LOCK = threading.Lock()
+
+
+def _staging_sync(path: Path) -> _BackgroundSync | None:
+    """The background sync of the staging folder that holds ``path``, if any."""
+    with _ACTIVE_STAGING_LOCK:
+        if not _ACTIVE_STAGING:
+            return None
+        return next((_ACTIVE_STAGING[p] for p in path.parents if p in _ACTIVE_STAGING), None)
 
 
 @contextmanager
@@ -25,12 +81,16 @@ def atomic_open(path: str | Path) -> Iterator[BinaryIO]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    background = _staging_sync(path)
     try:
         os.fchmod(fd, FILE_MODE)  # mkstemp creates 0600; artifacts are shared data
         with os.fdopen(fd, "wb") as handle:
             yield handle
             handle.flush()
-            os.fsync(handle.fileno())
+            if background is None:
+                os.fsync(handle.fileno())
+            else:
+                background.submit(os.dup(handle.fileno()))
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -81,7 +141,8 @@ def replace_dir(tmp_dir: str | Path, final_dir: str | Path) -> None:
 
 @contextmanager
 def staging_dir(final_dir: str | Path) -> Iterator[Path]:
-    """A temporary folder beside ``final_dir``; on success it replaces ``final_dir`` in one rename.
+    """A temporary folder beside ``final_dir``; on success, once every file written into it through this module
+    is on disk, it replaces ``final_dir`` in one rename.
 
     Staging folders of ``final_dir`` left by a writer that was killed (SIGKILL leaves no chance to clean up) are
     removed first: one writer per artifact folder at a time, as every asset and Ray task here writes its own."""
@@ -92,9 +153,18 @@ def staging_dir(final_dir: str | Path) -> Iterator[Path]:
             shutil.rmtree(leftover, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final_dir.name}.", suffix=".tmp", dir=final_dir.parent))
     tmp.chmod(DIR_MODE)
+    background = _BackgroundSync()
+    with _ACTIVE_STAGING_LOCK:
+        _ACTIVE_STAGING[tmp] = background
     try:
-        yield tmp
+        try:
+            yield tmp
+        finally:
+            with _ACTIVE_STAGING_LOCK:
+                del _ACTIVE_STAGING[tmp]
+        background.wait()
         replace_dir(tmp, final_dir)
     except BaseException:
+        background.abandon()
         shutil.rmtree(tmp, ignore_errors=True)
         raise
