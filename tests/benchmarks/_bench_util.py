@@ -1,5 +1,6 @@
 """Helpers of the visual-prompts benchmark: cached synthetic scenes, the I/O floor, per-scene runs in a fresh
-process (time and peak memory), a cProfile of one scene, and the Ray fan-out with 1 or N workers.
+process (time and peak memory), a cProfile of one scene, the Ray fan-out with 1 or N workers and the same
+scenes in N plain processes.
 
 Run as a script it is the child process of a measurement and prints one JSON line:
 ``python _bench_util.py pair|profile OUT_DIR RAW_SCENE_DIR``, ``... sequence OUT_ROOT RAW_SCENE_DIR...``.
@@ -321,6 +322,15 @@ def run_ray(scene_dirs: list[Path], out_root: Path, num_cpus: int) -> dict[str, 
     shutil.rmtree(temp_dir, ignore_errors=True)
     return {"seconds": seconds, "startup_seconds": startup, "workers": len(worker_pids), "load": os.getloadavg()[0],
             "task_seconds": {r.scene_id: sum(r.seconds.values()) for r in results}}  # fmt: skip
+
+
+def run_plain(scene_dirs: list[Path], out_root: Path, processes: int) -> dict[str, Any]:
+    """``prepare_scene`` over ``scene_dirs`` in ``processes`` plain processes at once, alternate scenes each; the
+    time is the slowest child's, counted after its imports."""
+    children = [start_child("sequence", out_root, *scene_dirs[k::processes]) for k in range(processes)]
+    results = [collect_child(child) for child in children]
+    return {"seconds": max(r["seconds"] for r in results),
+            "task_seconds": {name: t for r in results for name, t in r["task_seconds"].items()}}  # fmt: skip
 
 
 def warm_page_cache(folder: Path) -> int:

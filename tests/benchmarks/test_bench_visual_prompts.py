@@ -15,8 +15,9 @@
    first as the asset submits them, in ``RAY_ROUNDS`` rounds of one run each, a fresh local Ray per run. The goal
    is judged on the median over the rounds of the two runs' ratio: each round's runs follow each other, so a slow
    spell of the shared machine hits both rather than one (the order alternates between rounds). Ray start-up and
-   one warm-up task per worker (importing the ops modules) are excluded from the timed part. The same scenes in
-   one plain process, then two at once, show what two cores of the machine give without Ray.
+   one warm-up task per worker (importing the ops modules) are excluded from the timed part. Each round also runs
+   the same scenes in one plain process, then two at once: what two cores of the machine give without Ray in the
+   same minutes, the reference that tells Ray's own cost from the machine's.
 
 Generated scenes are cached under ``build/bench/`` (git-ignored), keyed by their parameters and the generator's
 sources; the first run generates them (a few minutes on two cores), later runs reuse them.
@@ -34,10 +35,9 @@ import pytest
 from _bench_util import (
     SceneSpec,
     cached_scenes,
-    collect_child,
     run_child,
+    run_plain,
     run_ray,
-    start_child,
     tree_digest,
     warm_page_cache,
 )
@@ -49,7 +49,7 @@ FLEET = [SceneSpec(f"scene_bench_{i:02d}", seed=100 + i, n_frames=150) for i in 
 REPEATS = 9  # fresh child processes, each alternating prepare_scene and the floor (single runs vary by +-15%)
 FLOOR_GOAL = 1.5
 SPEEDUP_GOAL = 1.8
-RAY_ROUNDS = 3  # pairs of Ray runs (1 and 2 workers); one pair swung from 1.65x to 1.85x between bench runs
+RAY_ROUNDS = 5  # pairs of Ray runs (1 and 2 workers); single pairs spanned 1.55-2.37x in one afternoon
 
 ROWS: list[tuple[str, str, str]] = []  # (measurement, value, goal) for the closing table
 
@@ -136,51 +136,39 @@ def test_ray_two_workers_against_one(tmp_path):
     scans = cached_scenes("ray-fleet", FLEET)
     scene_dirs = [scans / spec.scene_id for spec in FLEET]
     warm_page_cache(scans)
+    runners = {"ray": lambda out, n: run_ray(scene_dirs, out, num_cpus=n),
+               "plain": lambda out, n: run_plain(scene_dirs, out, processes=n)}  # fmt: skip
+    order = [("ray", 1), ("ray", 2), ("plain", 1), ("plain", 2)]
     rounds = []
     for n in range(RAY_ROUNDS):
-        runs = {}
-        for workers in (1, 2) if n % 2 == 0 else (2, 1):
-            runs[workers] = run_ray(scene_dirs, tmp_path / f"round{n}" / f"{workers}w", num_cpus=workers)
-        rounds.append((runs[1], runs[2]))
-    speedups = [one["seconds"] / two["seconds"] for one, two in rounds]
-    speedup = statistics.median(speedups)
+        runs = {key: runners[key[0]](tmp_path / f"round{n}" / f"{key[0]}{key[1]}", key[1])
+                for key in (order if n % 2 == 0 else order[::-1])}  # fmt: skip
+        rounds.append(runs)
+    speedups = {kind: [r[(kind, 1)]["seconds"] / r[(kind, 2)]["seconds"] for r in rounds] for kind in runners}
+    speedup, reference = (statistics.median(speedups[kind]) for kind in ("ray", "plain"))
     print(f"\n[bench] Ray over {len(scene_dirs)} scenes ({FLEET[0].n_frames} frames each, ScanNet sizes), "
-          f"{RAY_ROUNDS} rounds; timed from first submit to last result, Ray start-up and worker warm-up excluded")
-    for n, (one, two) in enumerate(rounds):
+          f"{RAY_ROUNDS} rounds; timed from first submit to last result, Ray start-up and worker warm-up excluded; "
+          "each round also runs the scenes in plain processes (1, then 2 at once on alternate scenes)")
+    for n, runs in enumerate(rounds):
+        one, two = runs[("ray", 1)], runs[("ray", 2)]
         serial, parallel = sum(one["task_seconds"].values()), sum(two["task_seconds"].values())
-        print(f"[bench] round {n}: 1 worker {one['seconds']:.2f} s (per-scene stage times sum to {serial:.2f} s), "
+        print(f"[bench] round {n}: Ray 1 worker {one['seconds']:.2f} s (per-scene stage times sum to {serial:.2f} s), "
               f"2 workers {two['seconds']:.2f} s (sum {parallel:.2f} s, a perfect split {parallel / 2:.2f} s): "
-              f"{speedups[n]:.2f}x; start-up {one['startup_seconds']:.1f} / {two['startup_seconds']:.1f} s")
-    print(f"[bench] speed-up, median of {RAY_ROUNDS} rounds: {speedup:.2f}x on {os.cpu_count()} CPUs shared with "
-          f"the rest of the machine (1-min load average after the last run {rounds[-1][1]['load']:.2f})")
+              f"{speedups['ray'][n]:.2f}x; start-up {one['startup_seconds']:.1f} / {two['startup_seconds']:.1f} s; "
+              f"plain processes {runs[('plain', 1)]['seconds']:.2f} / {runs[('plain', 2)]['seconds']:.2f} s: "
+              f"{speedups['plain'][n]:.2f}x")  # fmt: skip
+    print(f"[bench] speed-up, median of {RAY_ROUNDS} rounds: Ray {speedup:.2f}x, plain processes {reference:.2f}x, "
+          f"on {os.cpu_count()} CPUs shared with the rest of the machine (1-min load average after the last Ray "
+          f"run {rounds[-1][('ray', 2)]['load']:.2f})")  # fmt: skip
     for k, workers in enumerate(("1 worker", "2 workers")):
-        best = min(pair[k]["seconds"] for pair in rounds)
+        best = min(runs[("ray", k + 1)]["seconds"] for runs in rounds)
         ROWS.append((f"Ray {len(scene_dirs)} scenes, {workers}, best (s)", f"{best:.2f}", ""))
     ROWS.append(("Ray speed-up 2 workers / 1 (median)", f"{speedup:.2f}x", f">= {SPEEDUP_GOAL}x"))
+    ROWS.append(("no Ray: 2 processes / 1, same rounds (median)", f"{reference:.2f}x", ""))
 
-    for one, two in rounds:
-        assert (one["workers"], two["workers"]) == (1, 2)
+    for runs in rounds:
+        assert (runs[("ray", 1)]["workers"], runs[("ray", 2)]["workers"]) == (1, 2)
     for scene_dir in scene_dirs:
         digests = {str(tree_digest(run_dir / scene_dir.name)) for run_dir in (tmp_path / "round0").iterdir()}
-        assert len(digests) == 1, f"{scene_dir.name}: 1 and 2 workers wrote different files"
-
-
-def test_plain_processes_two_against_one(tmp_path):
-    """The same scenes without Ray: one process, then two at once on alternate scenes. This is what two cores of
-    this machine give, the reference for the Ray speed-up (each child's time is counted after its imports)."""
-    scans = cached_scenes("ray-fleet", FLEET)
-    scene_dirs = [scans / spec.scene_id for spec in FLEET]
-    one = run_child("sequence", tmp_path / "one", *scene_dirs)
-    halves = [start_child("sequence", tmp_path / "two", *scene_dirs[k::2]) for k in (0, 1)]
-    two = [collect_child(child) for child in halves]
-    wall_two = max(child["seconds"] for child in two)
-    parallel = sum(sum(child["task_seconds"].values()) for child in two)
-    speedup = one["seconds"] / wall_two
-    print(f"\n[bench] plain processes over the same {len(scene_dirs)} scenes, no Ray: 1 process {one['seconds']:.2f} s; "
-          f"2 processes {wall_two:.2f} s (per-scene stage times sum to {parallel:.2f} s against "
-          f"{sum(one['task_seconds'].values()):.2f} s alone); speed-up {speedup:.2f}x")  # fmt: skip
-    ROWS.append(("no Ray: 2 processes / 1 (machine reference)", f"{speedup:.2f}x", ""))
-
-    for scene_dir in scene_dirs:
-        assert tree_digest(tmp_path / "one" / scene_dir.name) == tree_digest(tmp_path / "two" / scene_dir.name)
+        assert len(digests) == 1, f"{scene_dir.name}: Ray with 1 and 2 workers and plain processes wrote different files"
 
