@@ -3,7 +3,7 @@
 A file is fsynced before it is renamed, except inside a ``staging_dir``: there the folder's own rename is the
 commit point, so its files are fsynced on a background thread while the writer goes on computing, and the folder
 is renamed only once all of them are on disk. A per-file fsync blocks the writer ~0.5-1 ms on this machine's disk,
-~70 ms for the 72 files of one scene's visual prompts.
+55-75 ms for the 72 files of one scene's visual prompts.
 """
 
 from __future__ import annotations
