@@ -49,7 +49,7 @@ FLEET = [SceneSpec(f"scene_bench_{i:02d}", seed=100 + i, n_frames=150) for i in 
 REPEATS = 9  # fresh child processes, each alternating prepare_scene and the floor (single runs vary by +-15%)
 FLOOR_GOAL = 1.5
 SPEEDUP_GOAL = 1.8
-RAY_ROUNDS = 5  # pairs of Ray runs (1 and 2 workers); single pairs spanned 1.55-2.37x in one afternoon
+RAY_ROUNDS = 5  # rounds of Ray and plain-process runs (1 and 2 each); single Ray pairs spanned 1.55-2.37x in a day
 
 ROWS: list[tuple[str, str, str]] = []  # (measurement, value, goal) for the closing table
 
@@ -170,5 +170,5 @@ def test_ray_two_workers_against_one(tmp_path):
         assert (runs[("ray", 1)]["workers"], runs[("ray", 2)]["workers"]) == (1, 2)
     for scene_dir in scene_dirs:
         digests = {str(tree_digest(run_dir / scene_dir.name)) for run_dir in (tmp_path / "round0").iterdir()}
-        assert len(digests) == 1, f"{scene_dir.name}: Ray with 1 and 2 workers and plain processes wrote different files"
+        assert len(digests) == 1, f"{scene_dir.name}: Ray (1 and 2 workers) and plain processes wrote different files"
 
