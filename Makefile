@@ -14,7 +14,11 @@ export RAY_AUTH_MODE := disabled
 export EGL_PLATFORM := surfaceless
 export PYTHONUNBUFFERED := 1
 
-.PHONY: venv demo test bench ui clean
+.PHONY: venv demo test bench ui clean format
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
 
 venv: $(STAMP)
 
@@ -31,6 +35,9 @@ demo: $(STAMP)
 	$(VENV)/bin/gpt4scene demo
 
 test: $(STAMP)
+	@echo "==> ruff check and format check"
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest tests --ignore=tests/benchmarks -v --durations=15
 
 bench: $(STAMP)

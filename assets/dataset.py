@@ -1,12 +1,11 @@
 """Dataset assets: `task_samples` → `training_shards` and `eval_sets`, over every prepared scene.
 
 Unpartitioned assets downstream of the per-scene visual prompts (all `scenes` partitions). Each wraps one stage of
-`ops.dataset` and writes under the storage root's `dataset/` folder (layout in `ops.dataset`). `task_samples`
-holds the sample settings (variants, seed, IoU threshold, tasks); the shard assets shard every variant the last
-samples build made, with their own shard settings. Data versions are content hashes: the samples files' for
+`ops.dataset.build` and writes under the storage root's `dataset/` folder (layout in `ops.dataset.build`).
+`task_samples` holds the sample settings (variants, seed, IoU threshold, tasks); the shard assets shard every variant
+the last samples build made, with their own shard settings. Data versions are content hashes: the samples files' for
 `task_samples`, the shard manifests' for the shard sets, so Dagster marks a checkpoint trained on older shards stale.
 """
-
 
 import time
 from typing import Any
@@ -15,7 +14,7 @@ import dagster as dg
 from pydantic import Field
 
 from assets.raw_scenes import scene_manifest
-from ops.dataset import (
+from ops.dataset.build import (
     NOT_PREPARED,
     SampleSettings,
     ShardSettings,
@@ -31,13 +30,17 @@ from ops.dataset import (
     samples_path,
     train_shards_dir,
 )
-from ops.samples import TASKS, VARIANTS
-from ops.shards import iter_rows, placeholder_mismatches, verify_shards
+from ops.dataset.samples import TASKS, VARIANTS
+from ops.dataset.shards import iter_rows, placeholder_mismatches, verify_shards
 from resources.storage import StorageRoot
 
 # Every partition of these per-scene assets feeds the dataset (unpartitioned → dynamic: all partitions).
-SCENE_ASSETS = [scene_manifest.key, dg.AssetKey("instance_masks"), dg.AssetKey("bev_image"),
-                dg.AssetKey("marked_frames")]  # fmt: skip
+SCENE_ASSETS = [
+    scene_manifest.key,
+    dg.AssetKey("instance_masks"),
+    dg.AssetKey("bev_image"),
+    dg.AssetKey("marked_frames"),
+]
 MIB = 2**20
 
 
@@ -88,8 +91,10 @@ def _stats_table(index: dict[str, Any]) -> str:
     for split, report in index["splits"].items():
         for task, stats in report["stats"].items():
             reasons = ", ".join(f"{reason} {n}" for reason, n in stats["dropped_by_reason"].items()) or "-"
-            lines.append(f"| {split} | {task} | {stats['records']} | {stats['kept']} | {stats['samples']} | "
-                         f"{stats['dropped']} | {reasons} |")  # fmt: skip
+            lines.append(
+                f"| {split} | {task} | {stats['records']} | {stats['kept']} | {stats['samples']} | "
+                f"{stats['dropped']} | {reasons} |"
+            )
     return "\n".join(lines)
 
 
@@ -97,8 +102,10 @@ def _files_table(manifests: dict[str, dict[str, Any]]) -> str:
     lines = ["| set | file | rows | MiB | sha256 |", "|---|---|---|---|---|"]
     for variant, manifest in manifests.items():
         for entry in manifest["files"] + manifest.get("extra_files", []):
-            lines.append(f"| {variant} | `{entry['path']}` | {entry.get('rows', '')} | {entry['bytes'] / MIB:.2f} | "
-                         f"`{entry['sha256'][:12]}` |")  # fmt: skip
+            lines.append(
+                f"| {variant} | `{entry['path']}` | {entry.get('rows', '')} | {entry['bytes'] / MIB:.2f} | "
+                f"`{entry['sha256'][:12]}` |"
+            )
     return "\n".join(lines)
 
 
@@ -115,8 +122,9 @@ def _shards_metadata(storage: StorageRoot, manifests: dict[str, dict[str, Any]],
         "paths": dg.MetadataValue.json({v: str(folder(storage.dataset_dir, v)) for v in manifests}),
         "shard_files": dg.MetadataValue.md(_files_table(manifests)),
         "image_mode": manifests[first_variant]["image_mode"],
-        "preview": dg.MetadataValue.md(f"*{first_variant}*, first row\n\n"
-                                       + sample_markdown(preview, storage.root_path)),  # fmt: skip
+        "preview": dg.MetadataValue.md(
+            f"*{first_variant}*, first row\n\n" + sample_markdown(preview, storage.root_path)
+        ),
     }
 
 
@@ -124,13 +132,20 @@ def _shards_metadata(storage: StorageRoot, manifests: dict[str, dict[str, Any]],
 
 
 @dg.asset(deps=SCENE_ASSETS, kinds={"python", "json"}, group_name="dataset")
-def task_samples(context: dg.AssetExecutionContext, config: TaskSamplesConfig,
-                 storage: StorageRoot) -> dg.MaterializeResult:  # fmt: skip
+def task_samples(
+    context: dg.AssetExecutionContext, config: TaskSamplesConfig, storage: StorageRoot
+) -> dg.MaterializeResult:
     """One (images, prompt, answer) row per benchmark question/description, train and val, per image variant:
     `dataset/samples/<split>_<variant>.jsonl` and `index.json` (scenes, stats, dropped rows by reason)."""
     started = time.perf_counter()
-    index = build_task_samples(storage.root_path, storage.scans_dir, storage.annotations_dir, storage.dataset_dir,
-                               config.settings(), log=context.log.info)  # fmt: skip
+    index = build_task_samples(
+        storage.root_path,
+        storage.scans_dir,
+        storage.annotations_dir,
+        storage.dataset_dir,
+        config.settings(),
+        log=context.log.info,
+    )
     splits = index["splits"]
     train = read_samples_jsonl(samples_path(storage.dataset_dir, "train", index["variants"][0]))
     preview = next((s for s in train if s.task == "scanrefer"), train[0] if train else None)
@@ -148,15 +163,20 @@ def task_samples(context: dg.AssetExecutionContext, config: TaskSamplesConfig,
         "seconds": round(time.perf_counter() - started, 2),
     }
     if preview is not None:
-        row = {"task": preview.task, "sample_id": preview.sample_id, "images": list(preview.images),
-               "messages": preview.messages()}  # fmt: skip
+        row = {
+            "task": preview.task,
+            "sample_id": preview.sample_id,
+            "images": list(preview.images),
+            "messages": preview.messages(),
+        }
         metadata["preview"] = dg.MetadataValue.md(sample_markdown(row, storage.root_path))
     return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(index["data_version"]))
 
 
 @dg.asset(deps=[task_samples], kinds={"python", "parquet"}, group_name="dataset")
-def training_shards(context: dg.AssetExecutionContext, config: TrainingShardsConfig,
-                    storage: StorageRoot) -> dg.MaterializeResult:  # fmt: skip
+def training_shards(
+    context: dg.AssetExecutionContext, config: TrainingShardsConfig, storage: StorageRoot
+) -> dg.MaterializeResult:
     """Parquet shards of the train samples, one set per variant (`dataset/shards/train_<variant>/`), with the
     `dataset_info.json` entry LLaMA-Factory trains on and a manifest whose hash is the data version."""
     started = time.perf_counter()
@@ -180,8 +200,11 @@ def eval_sets(context: dg.AssetExecutionContext, config: EvalSetsConfig, storage
 # -- checks -------------------------------------------------------------------------------------------------------
 
 
-@dg.asset_check(asset=task_samples, description="Every annotation record is either a sample or a counted drop, "
-                "every task gave training rows, and no prepared scene failed to load.")  # fmt: skip
+@dg.asset_check(
+    asset=task_samples,
+    description="Every annotation record is either a sample or a counted drop, "
+    "every task gave training rows, and no prepared scene failed to load.",
+)
 def samples_account_for_every_record(storage: StorageRoot) -> dg.AssetCheckResult:
     index = read_samples_index(storage.dataset_dir)
     unbalanced, empty, broken = [], [], {}
@@ -220,18 +243,28 @@ def _shard_set_check(storage: StorageRoot, folder, extra=None) -> dg.AssetCheckR
             found += mismatched + (extra(out)[1] if extra is not None else [])
         if found:
             problems[variant] = found
-    return dg.AssetCheckResult(passed=not problems, metadata={"rows_checked": dg.MetadataValue.json(rows),
-                                                              "problems": dg.MetadataValue.json(problems)})  # fmt: skip
+    return dg.AssetCheckResult(
+        passed=not problems,
+        metadata={"rows_checked": dg.MetadataValue.json(rows), "problems": dg.MetadataValue.json(problems)},
+    )
 
 
-@dg.asset_check(asset=training_shards, blocking=True, description="Files match the manifest (sha256, rows, data "
-                "version) and every row has as many <image> placeholders as images.")  # fmt: skip
+@dg.asset_check(
+    asset=training_shards,
+    blocking=True,
+    description="Files match the manifest (sha256, rows, data "
+    "version) and every row has as many <image> placeholders as images.",
+)
 def training_shards_verified(storage: StorageRoot) -> dg.AssetCheckResult:
     return _shard_set_check(storage, train_shards_dir)
 
 
-@dg.asset_check(asset=eval_sets, blocking=True, description="Files match the manifest, placeholders match images, "
-                "every row carries its task's eval fields and Scan2Cap keys are in the corpus.")  # fmt: skip
+@dg.asset_check(
+    asset=eval_sets,
+    blocking=True,
+    description="Files match the manifest, placeholders match images, "
+    "every row carries its task's eval fields and Scan2Cap keys are in the corpus.",
+)
 def eval_sets_verified(storage: StorageRoot) -> dg.AssetCheckResult:
     return _shard_set_check(storage, eval_set_dir, eval_set_problems)
 

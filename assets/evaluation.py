@@ -4,7 +4,7 @@ Runs: the fine-tuned checkpoint on every eval-set variant present (`finetuned_ma
 `finetuned_unmarked`: the paper's ablations, same checkpoint) and the untrained base model on `marked`
 (`base_marked`). Layout under the storage root:
 
-    evaluation/predictions/<run>/predictions.jsonl       merged, sorted by sample id (ops.inference format)
+    evaluation/predictions/<run>/predictions.jsonl       merged, sorted by sample id (ops.model.inference format)
     evaluation/predictions/<run>/predictions_chunk_*     the chunk files a run resumes from
     evaluation/predictions/<run>/run.json                model fingerprint, eval-set version, settings, complete flag
     evaluation/predictions/index.json                    written last: the runs of the last materialisation
@@ -16,7 +16,6 @@ unchanged; otherwise its folder is cleared first. Data versions are content hash
 the scores.
 """
 
-
 import hashlib
 import json
 import shutil
@@ -27,8 +26,14 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
-from ops.atomic import canonical_json, write_json, write_text
-from ops.inference import (
+from assets.training import base_model_dir, checkpoint_dir
+from ops.core.atomic import canonical_json, write_json, write_text
+from ops.dataset.samples import VARIANTS
+from ops.dataset.shards import read_manifest
+from ops.metrics.captions import CaptionScorer
+from ops.metrics.eval_sets import load_eval_set, read_predictions, score_suite
+from ops.metrics.report import HEADLINE, ablation_table, comparison_table, headline, missing_benchmarks
+from ops.model.inference import (
     InferenceSettings,
     checkpoint_model_dirs,
     chunk_command,
@@ -40,12 +45,6 @@ from ops.inference import (
     run_chunk_processes,
     run_inference,
 )
-from ops.metrics.captions import CaptionScorer
-from ops.metrics.eval_sets import load_eval_set, read_predictions, score_suite
-from ops.metrics.report import HEADLINE, ablation_table, comparison_table, headline, missing_benchmarks
-from ops.samples import VARIANTS
-from ops.shards import read_manifest
-from assets.training import base_model_dir, checkpoint_dir
 from resources.storage import StorageRoot
 from resources.training import BaseModelSource
 
@@ -57,8 +56,9 @@ REFERENCE_RUN, BASE_RUN = "finetuned_marked", "base_marked"
 class PredictionsConfig(dg.Config):
     """Launchpad settings of inference (defaults as GPT4Scene's `infer.py`: greedy, 128 new tokens, 512 px)."""
 
-    variants: list[str] = Field(default=list(VARIANTS), description="eval-set variants the checkpoint answers "
-                                "(those not built are skipped)")  # fmt: skip
+    variants: list[str] = Field(
+        default=list(VARIANTS), description="eval-set variants the checkpoint answers (those not built are skipped)"
+    )
     include_base_model: bool = Field(default=True, description="also answer the marked set with the untrained base")
     batch_size: int = Field(default=8, ge=1)
     max_new_tokens: int = Field(default=128, ge=1)
@@ -67,17 +67,22 @@ class PredictionsConfig(dg.Config):
     limit: int = Field(default=0, ge=0, description="only the first N rows of each eval set (0: all)")
 
     def settings(self) -> InferenceSettings:
-        return InferenceSettings(self.batch_size, self.max_new_tokens, self.image_max_side, self.num_chunks, 0,
-                                 self.limit or None)  # fmt: skip
+        return InferenceSettings(
+            self.batch_size, self.max_new_tokens, self.image_max_side, self.num_chunks, 0, self.limit or None
+        )
 
 
-def _runs(storage: StorageRoot, source: BaseModelSource, config: PredictionsConfig
-          ) -> list[tuple[str, str, Path, Path | None]]:  # fmt: skip
+def _runs(
+    storage: StorageRoot, source: BaseModelSource, config: PredictionsConfig
+) -> list[tuple[str, str, Path, Path | None]]:
     """(run name, variant, model folder, adapter folder) of every run whose eval set exists."""
     base_dir = base_model_dir(storage, source)
     model_dir, adapter_dir = checkpoint_model_dirs(base_dir, checkpoint_dir(storage))
-    runs = [(f"finetuned_{v}", v, model_dir, adapter_dir) for v in config.variants
-            if (storage.dataset_dir / "eval" / f"val_{v}" / "manifest.json").is_file()]  # fmt: skip
+    runs = [
+        (f"finetuned_{v}", v, model_dir, adapter_dir)
+        for v in config.variants
+        if (storage.dataset_dir / "eval" / f"val_{v}" / "manifest.json").is_file()
+    ]
     if config.include_base_model and any(v == "marked" for _, v, _, _ in runs):
         runs.append((BASE_RUN, "marked", base_dir, None))
     if not runs:
@@ -90,12 +95,23 @@ def _sha256_file(path: Path) -> str:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
-def _answer_run(context: dg.AssetExecutionContext, storage: StorageRoot, settings: InferenceSettings, run: str,
-                variant: str, model_dir: Path, adapter_dir: Path | None, vlms: dict) -> dict[str, Any]:  # fmt: skip
+def _answer_run(
+    context: dg.AssetExecutionContext,
+    storage: StorageRoot,
+    settings: InferenceSettings,
+    run: str,
+    variant: str,
+    model_dir: Path,
+    adapter_dir: Path | None,
+    vlms: dict,
+) -> dict[str, Any]:
     eval_dir = storage.dataset_dir / "eval" / f"val_{variant}"
     out_dir = storage.root_path / PREDICTIONS_DIR / run
-    identity = {"model": model_fingerprint(model_dir, adapter_dir), "eval_set": read_manifest(eval_dir)["data_version"],
-                "settings": {k: v for k, v in settings.__dict__.items() if k != "chunk_index"}}  # fmt: skip
+    identity = {
+        "model": model_fingerprint(model_dir, adapter_dir),
+        "eval_set": read_manifest(eval_dir)["data_version"],
+        "settings": {k: v for k, v in settings.__dict__.items() if k != "chunk_index"},
+    }
     run_file = out_dir / "run.json"
     previous = json.loads(run_file.read_text()) if run_file.is_file() else None
     if previous is None or {k: previous.get(k) for k in identity} != identity:
@@ -106,35 +122,59 @@ def _answer_run(context: dg.AssetExecutionContext, storage: StorageRoot, setting
     if settings.num_chunks == 1:
         key = (model_dir, adapter_dir)
         if key not in vlms:
-            from ops.vlm import load_vlm
+            from ops.model.vlm import load_vlm
 
             vlms.clear()  # one model in memory at a time
             vlms[key] = load_vlm(model_dir, adapter_dir)
-        stats = run_inference(vlms[key], eval_dir, chunk_path(out_dir, 1, 0), settings, storage.root_path,
-                              log=context.log.info)  # fmt: skip
+        stats = run_inference(
+            vlms[key], eval_dir, chunk_path(out_dir, 1, 0), settings, storage.root_path, log=context.log.info
+        )
         generated = stats.generated
     else:
         import torch
 
-        before = sum(len(read_prediction_rows(chunk_path(out_dir, settings.num_chunks, i)))
-                     for i in range(settings.num_chunks))  # fmt: skip
-        commands = [chunk_command(model_dir, adapter_dir, eval_dir, out_dir,
-                                  InferenceSettings(**{**settings.__dict__, "chunk_index": i}), storage.root_path)
-                    for i in range(settings.num_chunks)]  # fmt: skip
+        before = sum(
+            len(read_prediction_rows(chunk_path(out_dir, settings.num_chunks, i))) for i in range(settings.num_chunks)
+        )
+        commands = [
+            chunk_command(
+                model_dir,
+                adapter_dir,
+                eval_dir,
+                out_dir,
+                InferenceSettings(**{**settings.__dict__, "chunk_index": i}),
+                storage.root_path,
+            )
+            for i in range(settings.num_chunks)
+        ]
         run_chunk_processes(commands, out_dir / "logs", torch.cuda.device_count(), log=context.log.info)
-        generated = sum(len(read_prediction_rows(chunk_path(out_dir, settings.num_chunks, i)))
-                        for i in range(settings.num_chunks)) - before  # fmt: skip
+        generated = (
+            sum(
+                len(read_prediction_rows(chunk_path(out_dir, settings.num_chunks, i)))
+                for i in range(settings.num_chunks)
+            )
+            - before
+        )
     seconds = time.perf_counter() - started
     expected = [r.sample_id for r in read_eval_rows(eval_dir)[: settings.limit]]
     merged = out_dir / "predictions.jsonl"
-    rows = merge_predictions([chunk_path(out_dir, settings.num_chunks, i) for i in range(settings.num_chunks)],
-                             merged, expected)  # fmt: skip
+    rows = merge_predictions(
+        [chunk_path(out_dir, settings.num_chunks, i) for i in range(settings.num_chunks)], merged, expected
+    )
     write_json(out_dir / "run.json", {**identity, "complete": True, "rows": rows})
     context.log.info(f"{run}: {rows} predictions ({generated} new in {seconds:.1f} s)")
-    return {"variant": variant, "rows": rows, "generated": generated, "seconds": round(seconds, 2),
-            "samples_per_second": round(generated / seconds, 3) if generated and seconds > 0 else None,
-            "predictions": str(merged), "sha256": _sha256_file(merged), "model": identity["model"],
-            "eval_set": identity["eval_set"], "adapter": str(adapter_dir) if adapter_dir else None}  # fmt: skip
+    return {
+        "variant": variant,
+        "rows": rows,
+        "generated": generated,
+        "seconds": round(seconds, 2),
+        "samples_per_second": round(generated / seconds, 3) if generated and seconds > 0 else None,
+        "predictions": str(merged),
+        "sha256": _sha256_file(merged),
+        "model": identity["model"],
+        "eval_set": identity["eval_set"],
+        "adapter": str(adapter_dir) if adapter_dir else None,
+    }
 
 
 def _answers_preview(path: Path, per_task: int = 2) -> str:
@@ -149,14 +189,20 @@ def _answers_preview(path: Path, per_task: int = 2) -> str:
 
 
 @dg.asset(deps=["checkpoint", "base_model", "eval_sets"], kinds={"pytorch", "json"}, group_name="evaluation")
-def predictions(context: dg.AssetExecutionContext, config: PredictionsConfig, storage: StorageRoot,
-                base_model_source: BaseModelSource) -> dg.MaterializeResult:  # fmt: skip
+def predictions(
+    context: dg.AssetExecutionContext,
+    config: PredictionsConfig,
+    storage: StorageRoot,
+    base_model_source: BaseModelSource,
+) -> dg.MaterializeResult:
     """Greedy answers of the fine-tuned checkpoint on every eval-set variant and of the untrained base model on the
     marked set: `evaluation/predictions/<run>/predictions.jsonl` (batched, resumable, optionally chunked)."""
     settings = config.settings()
     vlms: dict = {}
-    runs = {run: _answer_run(context, storage, settings, run, variant, model_dir, adapter_dir, vlms)
-            for run, variant, model_dir, adapter_dir in _runs(storage, base_model_source, config)}  # fmt: skip
+    runs = {
+        run: _answer_run(context, storage, settings, run, variant, model_dir, adapter_dir, vlms)
+        for run, variant, model_dir, adapter_dir in _runs(storage, base_model_source, config)
+    }
     version = hashlib.sha256(canonical_json({r: info["sha256"] for r, info in runs.items()}).encode()).hexdigest()
     write_json(storage.root_path / PREDICTIONS_DIR / "index.json", {"runs": runs, "data_version": version})
     first = next(iter(runs.values()))
@@ -173,8 +219,9 @@ def predictions(context: dg.AssetExecutionContext, config: PredictionsConfig, st
     )
 
 
-def compare_to_base(finetuned: dict[str, dict[str, float]], base: dict[str, dict[str, float]]
-                    ) -> tuple[bool, dict[str, float]]:  # fmt: skip
+def compare_to_base(
+    finetuned: dict[str, dict[str, float]], base: dict[str, dict[str, float]]
+) -> tuple[bool, dict[str, float]]:
     """(fine-tuned at least matches base, per-benchmark headline delta): passes when the mean headline metric over
     the benchmarks both have is no lower than the base model's."""
     ours, theirs = headline(finetuned), headline(base)
@@ -188,12 +235,16 @@ def compare_to_base(finetuned: dict[str, dict[str, float]], base: dict[str, dict
     kinds={"python", "json"},
     group_name="evaluation",
     check_specs=[
-        dg.AssetCheckSpec("all_benchmarks_scored", asset="eval_scores",
-                          description="Every run has scores for all five benchmarks."),
-        dg.AssetCheckSpec("finetuned_matches_base", asset="eval_scores",
-                          description="On the marked val set the fine-tuned checkpoint's mean headline metric is at "
-                          "least the untrained base model's."),
-    ],  # fmt: skip
+        dg.AssetCheckSpec(
+            "all_benchmarks_scored", asset="eval_scores", description="Every run has scores for all five benchmarks."
+        ),
+        dg.AssetCheckSpec(
+            "finetuned_matches_base",
+            asset="eval_scores",
+            description="On the marked val set the fine-tuned checkpoint's mean headline metric is at "
+            "least the untrained base model's.",
+        ),
+    ],
 )
 def eval_scores(context: dg.AssetExecutionContext, storage: StorageRoot) -> dg.MaterializeResult:
     """The five benchmarks' metrics of every prediction run (`evaluation/scores/<run>/<benchmark>.json`), beside the
@@ -211,35 +262,60 @@ def eval_scores(context: dg.AssetExecutionContext, storage: StorageRoot) -> dg.M
     out = storage.root_path / SCORES_DIR
     for run, benchmarks in scores.items():
         for task, metrics in benchmarks.items():
-            write_json(out / run / f"{task}.json", {
-                "benchmark": task, "run": run, "metrics": metrics, "items": suites[runs[run]["variant"]].counts()[task],
-                "predictions": runs[run]["predictions"], "predictions_sha256": runs[run]["sha256"],
-                "eval_set": runs[run]["eval_set"], "model": runs[run]["model"],
-            })  # fmt: skip
+            write_json(
+                out / run / f"{task}.json",
+                {
+                    "benchmark": task,
+                    "run": run,
+                    "metrics": metrics,
+                    "items": suites[runs[run]["variant"]].counts()[task],
+                    "predictions": runs[run]["predictions"],
+                    "predictions_sha256": runs[run]["sha256"],
+                    "eval_set": runs[run]["eval_set"],
+                    "model": runs[run]["model"],
+                },
+            )
     summary = {"runs": {run: {**runs[run], "scores": scores[run]} for run in scores}}
     write_json(out / "summary.json", summary)
     version = hashlib.sha256(canonical_json(scores).encode()).hexdigest()
     write_text(out / "scores.md", _report(scores))
 
     missing = {run: missing_benchmarks(s) for run, s in scores.items() if missing_benchmarks(s)}
-    checks = [dg.AssetCheckResult(check_name="all_benchmarks_scored", passed=not missing,
-                                  metadata={"missing": dg.MetadataValue.json(missing),
-                                            "runs": dg.MetadataValue.json(sorted(scores))})]  # fmt: skip
+    checks = [
+        dg.AssetCheckResult(
+            check_name="all_benchmarks_scored",
+            passed=not missing,
+            metadata={"missing": dg.MetadataValue.json(missing), "runs": dg.MetadataValue.json(sorted(scores))},
+        )
+    ]
     if REFERENCE_RUN in scores and BASE_RUN in scores:
         passed, deltas = compare_to_base(scores[REFERENCE_RUN], scores[BASE_RUN])
-        checks.append(dg.AssetCheckResult(check_name="finetuned_matches_base", passed=passed,
-                                          severity=dg.AssetCheckSeverity.WARN,
-                                          metadata={"headline_delta": dg.MetadataValue.json(deltas)}))  # fmt: skip
+        checks.append(
+            dg.AssetCheckResult(
+                check_name="finetuned_matches_base",
+                passed=passed,
+                severity=dg.AssetCheckSeverity.WARN,
+                metadata={"headline_delta": dg.MetadataValue.json(deltas)},
+            )
+        )
     else:
-        checks.append(dg.AssetCheckResult(check_name="finetuned_matches_base", passed=False,
-                                          severity=dg.AssetCheckSeverity.WARN,
-                                          description=f"needs both {REFERENCE_RUN} and {BASE_RUN} runs"))  # fmt: skip
+        checks.append(
+            dg.AssetCheckResult(
+                check_name="finetuned_matches_base",
+                passed=False,
+                severity=dg.AssetCheckSeverity.WARN,
+                description=f"needs both {REFERENCE_RUN} and {BASE_RUN} runs",
+            )
+        )
     reference = scores.get(REFERENCE_RUN) or next(iter(scores.values()))
     return dg.MaterializeResult(
         metadata={
             "scores": dg.MetadataValue.md(_comparison(scores)),
-            "ablation": dg.MetadataValue.md(ablation_table({r.removeprefix("finetuned_"): s for r, s in scores.items()
-                                                            if r.startswith("finetuned_")})),  # fmt: skip
+            "ablation": dg.MetadataValue.md(
+                ablation_table(
+                    {r.removeprefix("finetuned_"): s for r, s in scores.items() if r.startswith("finetuned_")}
+                )
+            ),
             **{f"{task}/{HEADLINE[task]}": float(value) for task, value in headline(reference).items()},
             "all_scores": dg.MetadataValue.json(scores),
             "path": dg.MetadataValue.path(str(out)),

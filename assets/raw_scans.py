@@ -1,7 +1,7 @@
 """`raw_scan`: the raw ScanNet-layout folder of each scene, observed (not built) so rebuilds see what changed.
 
 An observable source asset partitioned by scene. One observation covers every registered scene and records a data
-version per partition: the folder's fingerprint (``ops.fingerprint``). Dagster counts an observation as an update
+version per partition: the folder's fingerprint (``ops.core.fingerprint``). Dagster counts an observation as an update
 only when that version changes, so the automation conditions downstream (pipelines/schedules.py) rebuild exactly
 the scenes whose files changed.
 """
@@ -9,8 +9,8 @@ the scenes whose files changed.
 import dagster as dg
 
 from assets.partitions import scene_partitions
-from ops.errors import SceneInputError
-from ops.fingerprint import folder_fingerprint
+from ops.core.errors import SceneInputError
+from ops.core.fingerprint import folder_fingerprint
 from resources.storage import StorageRoot
 
 

@@ -1,6 +1,5 @@
 """Raw scans: the synthetic demo scenes, and the per-scene manifest of any ScanNet-layout scan."""
 
-
 import time
 
 import dagster as dg
@@ -8,8 +7,8 @@ from pydantic import Field
 
 from assets.partitions import scene_partitions
 from assets.raw_scans import raw_scan
-from ops.atomic import write_json
-from ops.scannet import open_scene
+from ops.core.atomic import write_json
+from ops.scannet.scene import open_scene
 from ops.synthetic import generate_dataset
 from resources.storage import StorageRoot
 
@@ -50,8 +49,9 @@ def synthetic_scenes(config: SyntheticScenesConfig, storage: StorageRoot) -> dg.
 
 
 # Bump when what scene_manifest writes changes: the rebuild sensor then rebuilds every scene (pipelines/schedules.py).
-@dg.asset(partitions_def=scene_partitions, deps=[raw_scan], code_version="1", kinds={"python", "scannet"},
-          group_name="raw")  # fmt: skip
+@dg.asset(
+    partitions_def=scene_partitions, deps=[raw_scan], code_version="1", kinds={"python", "scannet"}, group_name="raw"
+)
 def scene_manifest(context: dg.AssetExecutionContext, storage: StorageRoot) -> dg.MaterializeResult:
     """The inspect summary of one raw scan (frames, intrinsics, alignment, objects), saved as `manifest.json`."""
     scene_id = context.partition_key

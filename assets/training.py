@@ -6,8 +6,8 @@ version is the folder's fingerprint.
 
 `checkpoint` fine-tunes it on the train shards through the ``TrainingLauncher`` (torchrun / deepspeed via Dagster
 Pipes, locally, on Ray or as a k8s Job) and publishes ``<root>/models/checkpoint`` (layout in
-``ops.training.checkpoint``). Lineage: its code version is the recipe hash (recipe + DeepSpeed config), its inputs'
-data versions are the shards' and the base model's, so Dagster marks it stale when either changes; its own data
+``ops.model.training.checkpoint``). Lineage: its code version is the recipe hash (recipe + DeepSpeed config), its
+inputs' data versions are the shards' and the base model's, so Dagster marks it stale when either changes; its own data
 version hashes the three. Trainer checkpoints live in ``<root>/models/runs/<recipe>-<shards>-<base>/``, so
 materialising again after a crash resumes from the last saved step. It runs in the `gpu_train` pool.
 
@@ -25,10 +25,10 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
-from ops.atomic import canonical_json
-from ops.dataset import train_shards_dir
-from ops.shards import read_manifest
-from ops.training.checkpoint import (
+from ops.core.atomic import canonical_json
+from ops.dataset.build import train_shards_dir
+from ops.dataset.shards import read_manifest
+from ops.model.training.checkpoint import (
     LINEAGE_FILE,
     LOSS_CURVE_FILE,
     code_commit,
@@ -37,11 +37,11 @@ from ops.training.checkpoint import (
     run_name,
     weights_kind,
 )
-from ops.training.data import ShardDataset, row_encoder, training_collator
-from ops.training.recipe import load_recipe
-from ops.training.reporting import PROGRESS, SUMMARY
-from ops.training.trainer import FINAL_DIR, answer_token_loss
-from ops.vlm import build_tiny_qwen2vl, load_vlm, read_model_type
+from ops.model.training.data import ShardDataset, row_encoder, training_collator
+from ops.model.training.recipe import load_recipe
+from ops.model.training.reporting import PROGRESS, SUMMARY
+from ops.model.training.trainer import FINAL_DIR, answer_token_loss
+from ops.model.vlm import build_tiny_qwen2vl, load_vlm, read_model_type
 from resources.storage import StorageRoot
 from resources.training import PROJECT_DIR, BaseModelSource, TrainingLauncher, TrainingRun
 
@@ -64,8 +64,9 @@ def _png_md(title: str, png: bytes) -> dg.MetadataValue:
 
 
 @dg.asset(kinds={"pytorch", "huggingface"}, group_name="training")
-def base_model(context: dg.AssetExecutionContext, storage: StorageRoot,
-               base_model_source: BaseModelSource) -> dg.MaterializeResult:  # fmt: skip
+def base_model(
+    context: dg.AssetExecutionContext, storage: StorageRoot, base_model_source: BaseModelSource
+) -> dg.MaterializeResult:
     """The model folder fine-tuning starts from: a configured download used in place, or the tiny random Qwen2-VL
     with the real Qwen tokenizer built under `models/base` (same layout as a Hugging Face download)."""
     path = base_model_dir(storage, base_model_source)
@@ -77,8 +78,12 @@ def base_model(context: dg.AssetExecutionContext, storage: StorageRoot,
         build_tiny_qwen2vl(path)
     fingerprint = model_fingerprint(path)
     return dg.MaterializeResult(
-        metadata={"path": dg.MetadataValue.path(str(path)), "source": source, "model_type": read_model_type(path),
-                  "fingerprint": fingerprint},  # fmt: skip
+        metadata={
+            "path": dg.MetadataValue.path(str(path)),
+            "source": source,
+            "model_type": read_model_type(path),
+            "fingerprint": fingerprint,
+        },
         data_version=dg.DataVersion(fingerprint),
     )
 
@@ -112,9 +117,13 @@ def build_checkpoint_asset(recipe_path: str | Path = DEFAULT_RECIPE) -> tuple[dg
         description=f"Fine-tuned VLM ({loaded.recipe.finetuning_type}, recipe {loaded.path.name}): "
         "models/checkpoint with the adapter or weights, lineage.json and loss_curve.png.",
     )
-    def checkpoint(context: dg.AssetExecutionContext, config: CheckpointConfig, storage: StorageRoot,
-                   base_model_source: BaseModelSource,
-                   training_launcher: TrainingLauncher) -> dg.MaterializeResult:  # fmt: skip
+    def checkpoint(
+        context: dg.AssetExecutionContext,
+        config: CheckpointConfig,
+        storage: StorageRoot,
+        base_model_source: BaseModelSource,
+        training_launcher: TrainingLauncher,
+    ) -> dg.MaterializeResult:
         default_shards = train_shards_dir(storage.dataset_dir, config.variant)
         shards = Path(config.shards_dir).resolve() if config.shards_dir else default_shards
         manifest = read_manifest(shards)
@@ -162,8 +171,11 @@ def build_checkpoint_asset(recipe_path: str | Path = DEFAULT_RECIPE) -> tuple[dg
             data_version=dg.DataVersion(version),
         )
 
-    @dg.asset_check(asset=checkpoint, description="The checkpoint's files exist, it loads on its base model and "
-                    "gives a finite loss on a training row.")  # fmt: skip
+    @dg.asset_check(
+        asset=checkpoint,
+        description="The checkpoint's files exist, it loads on its base model and "
+        "gives a finite loss on a training row.",
+    )
     def checkpoint_loads(storage: StorageRoot, base_model_source: BaseModelSource) -> dg.AssetCheckResult:
         out = checkpoint_dir(storage)
         missing = [n for n in (LINEAGE_FILE, LOSS_CURVE_FILE) if not (out / n).is_file()]
@@ -173,25 +185,31 @@ def build_checkpoint_asset(recipe_path: str | Path = DEFAULT_RECIPE) -> tuple[dg
             return dg.AssetCheckResult(passed=False, metadata={"error": str(exc)})
         lineage = json.loads((out / LINEAGE_FILE).read_text(encoding="utf-8"))
         vlm = load_vlm(lineage["base_model"]["path"], adapter_dir=out) if kind == "lora" else load_vlm(out)
-        dataset = ShardDataset(lineage["shards"]["path"], row_encoder(vlm, loaded.recipe.image_resolution,
-                                                                      loaded.recipe.cutoff_len),
-                               image_root=storage.root_path)  # fmt: skip
+        dataset = ShardDataset(
+            lineage["shards"]["path"],
+            row_encoder(vlm, loaded.recipe.image_resolution, loaded.recipe.cutoff_len),
+            image_root=storage.root_path,
+        )
         import torch
 
         batch = training_collator(vlm.tokenizer.pad_token_id)([dataset[0]])
         labels = batch.pop("labels")
         with torch.inference_mode():
             loss = float(answer_token_loss(vlm.model(**batch), labels))
-        return dg.AssetCheckResult(passed=not missing and math.isfinite(loss),
-                                   metadata={"weights": kind, "missing": dg.MetadataValue.json(missing),
-                                             "loss_on_first_row": loss})  # fmt: skip
+        return dg.AssetCheckResult(
+            passed=not missing and math.isfinite(loss),
+            metadata={"weights": kind, "missing": dg.MetadataValue.json(missing), "loss_on_first_row": loss},
+        )
 
     @dg.asset_check(asset=checkpoint, description="The training loss fell: the last logged loss is below the first.")
     def loss_decreased(storage: StorageRoot) -> dg.AssetCheckResult:
         metrics = json.loads((checkpoint_dir(storage) / LINEAGE_FILE).read_text(encoding="utf-8"))["final_metrics"]
         first, final = metrics["first_loss"], metrics["final_loss"]
-        return dg.AssetCheckResult(passed=final is not None and final < first, severity=dg.AssetCheckSeverity.WARN,
-                                   metadata={"first_loss": first, "final_loss": final})  # fmt: skip
+        return dg.AssetCheckResult(
+            passed=final is not None and final < first,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={"first_loss": first, "final_loss": final},
+        )
 
     return checkpoint, [checkpoint_loads, loss_decreased]
 

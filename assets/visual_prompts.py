@@ -2,12 +2,11 @@
 
 One multi-asset, partitioned by scene. A run for one partition (the UI's "Materialize") and a backfill over many
 (one run: `BackfillPolicy.single_run`) go the same way: every scene becomes one Ray task running
-`ops.scene_prompts.prepare_scene`; all tasks are submitted (largest scenes first, so a run does not end waiting
+`ops.prompts.driver.prepare_scene`; all tasks are submitted (largest scenes first, so a run does not end waiting
 on one long scene), then collected with `ray.wait` as they finish. Each finished scene reports its own
 materialisations and checks, so one bad scene fails only itself: the others are recorded, and the run then fails
 naming every bad scene with its reason.
 """
-
 
 import base64
 import time
@@ -19,8 +18,8 @@ from pydantic import Field
 
 from assets.partitions import scene_partitions
 from assets.raw_scenes import scene_manifest
-from ops.errors import SceneInputError
-from ops.scene_prompts import STAGES, PromptSettings, SceneResult, largest_first, prepare_scene
+from ops.core.errors import SceneInputError
+from ops.prompts.driver import STAGES, PromptSettings, SceneResult, largest_first, prepare_scene
 from resources.storage import StorageRoot
 
 _DESCRIPTIONS = {
@@ -77,18 +76,26 @@ def _failure_reason(exc: BaseException) -> str:
 
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec(stage, deps=_UPSTREAM[stage], description=_DESCRIPTIONS[stage], skippable=True,
-                     code_version=CODE_VERSIONS[stage], partitions_def=scene_partitions, kinds={"ray", "numpy"},
-                     group_name="visual_prompts")
+        dg.AssetSpec(
+            stage,
+            deps=_UPSTREAM[stage],
+            description=_DESCRIPTIONS[stage],
+            skippable=True,
+            code_version=CODE_VERSIONS[stage],
+            partitions_def=scene_partitions,
+            kinds={"ray", "numpy"},
+            group_name="visual_prompts",
+        )
         for stage in STAGES
-    ],  # fmt: skip
+    ],
     check_specs=[dg.AssetCheckSpec(name, asset=stage) for name, stage in _CHECKS.items()],
     partitions_def=scene_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     can_subset=True,
 )
-def visual_prompts(context: dg.AssetExecutionContext, config: VisualPromptsConfig, storage: StorageRoot,
-                   ray_cluster: RayResource):  # fmt: skip
+def visual_prompts(
+    context: dg.AssetExecutionContext, config: VisualPromptsConfig, storage: StorageRoot, ray_cluster: RayResource
+):
     """GPT4Scene's visual prompts for every scene partition in the run, one Ray task per scene."""
     import ray
 
@@ -117,7 +124,9 @@ def visual_prompts(context: dg.AssetExecutionContext, config: VisualPromptsConfi
             context.log.error(f"scene {scene_id} failed: {failures[scene_id]}")
             continue
         yield from _scene_events(storage, result, stages)
-    context.log.info(f"{len(context.partition_keys) - len(failures)} scenes done in {time.perf_counter() - started:.1f} s")
+    context.log.info(
+        f"{len(context.partition_keys) - len(failures)} scenes done in {time.perf_counter() - started:.1f} s"
+    )
     if failures:
         raise dg.Failure(
             description=f"{len(failures)} of {len(context.partition_keys)} scenes failed: "
@@ -128,7 +137,12 @@ def visual_prompts(context: dg.AssetExecutionContext, config: VisualPromptsConfi
 
 def _scene_events(storage: StorageRoot, result: SceneResult, stages: tuple[str, ...]):
     scene_dir = storage.scene_dir(result.scene_id)
-    folders = {"point_cloud": "pointcloud", "instance_masks": "instances", "bev_image": "bev", "marked_frames": "frames"}
+    folders = {
+        "point_cloud": "pointcloud",
+        "instance_masks": "instances",
+        "bev_image": "bev",
+        "marked_frames": "frames",
+    }
     for stage in stages:
         metadata: dict[str, object] = {
             "path": dg.MetadataValue.path(str(scene_dir / folders[stage])),
@@ -147,6 +161,9 @@ def _scene_events(storage: StorageRoot, result: SceneResult, stages: tuple[str, 
             check_name=name,
             passed=bool(outcome["passed"]),
             partition=result.scene_id,
-            metadata={key: dg.MetadataValue.json(value) if isinstance(value, (list, dict)) else value
-                      for key, value in outcome.items() if key != "passed"},  # fmt: skip
+            metadata={
+                key: dg.MetadataValue.json(value) if isinstance(value, (list, dict)) else value
+                for key, value in outcome.items()
+                if key != "passed"
+            },
         )

@@ -65,8 +65,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from ops.errors import SceneInputError
-    from ops.scannet import open_scene
+    from ops.core.errors import SceneInputError
+    from ops.scannet.scene import open_scene
 
     try:
         summary = open_scene(Path(args.scene_dir)).summary()
@@ -81,7 +81,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     configure_environment(args.root)
     import dagster as dg
 
-    from ops.samples import VARIANTS
+    from ops.dataset.samples import VARIANTS
     from pipelines.definitions import defs
     from pipelines.sensors import discover_scenes
     from resources.storage import StorageRoot
@@ -91,8 +91,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     started = time.perf_counter()
 
     _step(f"generating {args.scenes} synthetic ScanNet-format scenes into {storage.raw_path}")
-    run_config = {"ops": {"synthetic_scenes": {"config": {"n_scenes": args.scenes, "n_frames": args.frames}}},
-                  **CONSOLE_INFO}  # fmt: skip
+    run_config = {
+        "ops": {"synthetic_scenes": {"config": {"n_scenes": args.scenes, "n_frames": args.frames}}},
+        **CONSOLE_INFO,
+    }
     result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
         run_config=run_config, instance=instance, asset_selection=[dg.AssetKey("synthetic_scenes")]
     )
@@ -109,27 +111,35 @@ def cmd_demo(args: argparse.Namespace) -> int:
     scene_job = defs.resolve_job_def("scene_job")
     for scene_id in found.valid:
         _step(f"scene manifest of {scene_id}")
-        outcome = scene_job.execute_in_process(partition_key=scene_id, instance=instance, raise_on_error=False,
-                                               run_config=CONSOLE_INFO)  # fmt: skip
+        outcome = scene_job.execute_in_process(
+            partition_key=scene_id, instance=instance, raise_on_error=False, run_config=CONSOLE_INFO
+        )
         if not outcome.success:
             print(f"   FAILED: {scene_id}", file=sys.stderr)
 
-    _step(f"visual prompts (point cloud, instances, BEV, {args.prompt_frames} marked frames) for "
-          f"{len(found.valid)} scenes in one run over local Ray")
+    _step(
+        f"visual prompts (point cloud, instances, BEV, {args.prompt_frames} marked frames) for "
+        f"{len(found.valid)} scenes in one run over local Ray"
+    )
     ok = run_visual_prompts(defs, instance, found.valid, {"n_frames": args.prompt_frames})
     if not ok:
         print("   some scenes failed: see the run in the UI", file=sys.stderr)
 
-    _step("training data: task samples, training shards and eval sets of every prepared scene, with the paper's "
-          "ablation variants (no BEV, unmarked frames)")
+    _step(
+        "training data: task samples, training shards and eval sets of every prepared scene, with the paper's "
+        "ablation variants (no BEV, unmarked frames)"
+    )
     variants = {"ops": {"task_samples": {"config": {"variants": list(VARIANTS)}}}, **CONSOLE_INFO}
-    outcome = defs.resolve_job_def("dataset_job").execute_in_process(instance=instance, raise_on_error=False,
-                                                                     run_config=variants)  # fmt: skip
+    outcome = defs.resolve_job_def("dataset_job").execute_in_process(
+        instance=instance, raise_on_error=False, run_config=variants
+    )
     for event in outcome.get_asset_materialization_events():
         materialization = event.event_specific_data.materialization
         rows = materialization.metadata.get("num_rows") or materialization.metadata.get("train_rows")
-        print(f"   {materialization.asset_key.to_user_string()}: {rows.value if rows else '?'} rows, data version "
-              f"{materialization.tags['dagster/data_version'][:12]}")  # fmt: skip
+        print(
+            f"   {materialization.asset_key.to_user_string()}: {rows.value if rows else '?'} rows, data version "
+            f"{materialization.tags['dagster/data_version'][:12]}"
+        )
     if not outcome.success:
         print("   the dataset run failed: see the run in the UI", file=sys.stderr)
 
@@ -155,24 +165,36 @@ def run_training(defs, instance, recipe: str | None = None, shards: str | None =
     from assets.training import DEFAULT_RECIPE, base_model, build_checkpoint_asset
 
     recipe_path = Path(recipe).resolve() if recipe else DEFAULT_RECIPE
-    _step(f"training: {recipe_path.name} on the training shards, through the {os.environ['GPT4SCENE_TRAIN_LAUNCHER']} "
-          f"launcher ({os.environ['GPT4SCENE_TRAIN_BACKEND']} backend, Dagster Pipes)")  # fmt: skip
-    run_config = {"ops": {"checkpoint": {"config": {"shards_dir": str(Path(shards).resolve()) if shards else ""}}},
-                  **CONSOLE_INFO}  # fmt: skip
+    _step(
+        f"training: {recipe_path.name} on the training shards, through the {os.environ['GPT4SCENE_TRAIN_LAUNCHER']} "
+        f"launcher ({os.environ['GPT4SCENE_TRAIN_BACKEND']} backend, Dagster Pipes)"
+    )
+    run_config = {
+        "ops": {"checkpoint": {"config": {"shards_dir": str(Path(shards).resolve()) if shards else ""}}},
+        **CONSOLE_INFO,
+    }
     if recipe is None:
-        outcome = defs.resolve_job_def("training_job").execute_in_process(instance=instance, raise_on_error=False,
-                                                                          run_config=run_config)  # fmt: skip
+        outcome = defs.resolve_job_def("training_job").execute_in_process(
+            instance=instance, raise_on_error=False, run_config=run_config
+        )
     else:  # another recipe is another code version of `checkpoint`: materialise the asset built for it
         checkpoint, checks = build_checkpoint_asset(recipe_path)
-        outcome = dg.materialize([base_model, checkpoint, *checks], instance=instance, resources=defs.resources,
-                                 run_config=run_config, raise_on_error=False)  # fmt: skip
+        outcome = dg.materialize(
+            [base_model, checkpoint, *checks],
+            instance=instance,
+            resources=defs.resources,
+            run_config=run_config,
+            raise_on_error=False,
+        )
     for event in outcome.get_asset_materialization_events():
         materialization = event.event_specific_data.materialization
         if materialization.asset_key.to_user_string() == "checkpoint":
             m = {key: value.value for key, value in materialization.metadata.items()}
-            print(f"   loss {m['first_loss']:.3f} -> {m['final_loss']:.3f} in {m['global_step']} steps "
-                  f"(resumed from {m['resumed_from']}), {m['tokens_per_second']} tokens/s, "
-                  f"{m['samples_per_second']} samples/s; shards {m['shards_data_version'][:12]}")  # fmt: skip
+            print(
+                f"   loss {m['first_loss']:.3f} -> {m['final_loss']:.3f} in {m['global_step']} steps "
+                f"(resumed from {m['resumed_from']}), {m['tokens_per_second']} tokens/s, "
+                f"{m['samples_per_second']} samples/s; shards {m['shards_data_version'][:12]}"
+            )
             print(f"   checkpoint:      {m['path']}")
     for evaluation in outcome.get_asset_check_evaluations():
         print(f"   check {evaluation.check_name}: {'passed' if evaluation.passed else 'FAILED'}")
@@ -197,15 +219,19 @@ def run_evaluation(defs, instance, max_new_tokens: int) -> bool:
 
     _step("evaluation: the checkpoint on every eval-set variant and the base model, scored on the five benchmarks")
     run_config = {"ops": {"predictions": {"config": {"max_new_tokens": max_new_tokens}}}, **CONSOLE_INFO}
-    outcome = defs.resolve_job_def("evaluation_job").execute_in_process(instance=instance, raise_on_error=False,
-                                                                        run_config=run_config)  # fmt: skip
+    outcome = defs.resolve_job_def("evaluation_job").execute_in_process(
+        instance=instance, raise_on_error=False, run_config=run_config
+    )
     for event in outcome.get_asset_materialization_events():
         materialization = event.event_specific_data.materialization
         if materialization.asset_key.to_user_string() != "eval_scores":
             continue
         for run, scores in materialization.metadata["all_scores"].value.items():
-            cells = ", ".join(f"{task} {metric} {100 * scores[task][metric]:.1f}" for task, metric in HEADLINE.items()
-                              if metric in scores.get(task, {}))  # fmt: skip
+            cells = ", ".join(
+                f"{task} {metric} {100 * scores[task][metric]:.1f}"
+                for task, metric in HEADLINE.items()
+                if metric in scores.get(task, {})
+            )
             print(f"   {run}: {cells}")
     for evaluation in outcome.get_asset_check_evaluations():
         print(f"   check {evaluation.check_name}: {'passed' if evaluation.passed else 'FAILED'}")
@@ -253,8 +279,12 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     # A throwaway instance: prepare is a batch command; `make ui` on the same root shows the project's runs.
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("scenes", found.valid)
-    config = {"n_frames": args.frames, "instance_source": args.instances, "pointcloud_source": args.pointcloud,
-              "proposals_dir": args.proposals or ""}  # fmt: skip
+    config = {
+        "n_frames": args.frames,
+        "instance_source": args.instances,
+        "pointcloud_source": args.pointcloud,
+        "proposals_dir": args.proposals or "",
+    }
     _step(f"preparing {len(found.valid)} scenes from {scans} into {Path(args.out).resolve() / 'scenes'}")
     started = time.perf_counter()
     ok = run_visual_prompts(defs, instance, found.valid, config)
@@ -263,8 +293,8 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
 
 def cmd_shards(args: argparse.Namespace) -> int:
-    from ops.dataset import SampleSettings, ShardSettings, build_dataset
-    from ops.errors import SceneInputError
+    from ops.core.errors import SceneInputError
+    from ops.dataset.build import SampleSettings, ShardSettings, build_dataset
 
     annotations = Path(args.annotations).resolve()
     scans = Path(args.scans).resolve() if args.scans else annotations.parent / "scans"
@@ -272,22 +302,31 @@ def cmd_shards(args: argparse.Namespace) -> int:
     try:
         samples = SampleSettings(tuple(args.variant or ["marked"]), seed=args.seed, iou_threshold=args.iou_threshold)
         shards = ShardSettings(max(1, int(args.shard_mb * 2**20)), args.image_mode, args.sharegpt)
-        build = build_dataset(Path(args.prepared).resolve(), scans, annotations, Path(args.out).resolve(), samples,
-                              shards, log=lambda message: print(f"   {message}", flush=True))  # fmt: skip
+        build = build_dataset(
+            Path(args.prepared).resolve(),
+            scans,
+            annotations,
+            Path(args.out).resolve(),
+            samples,
+            shards,
+            log=lambda message: print(f"   {message}", flush=True),
+        )
     except (SceneInputError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     for split, report in build.samples["splits"].items():
         for scene_id, reason in report["unavailable_scenes"].items():
             print(f"   {split}: left out {scene_id}: {reason}", file=sys.stderr)
-    _step(f"wrote {Path(args.out).resolve()} in {time.perf_counter() - started:.1f} s "
-          f"(samples data version {build.samples['data_version'][:12]})")  # fmt: skip
+    _step(
+        f"wrote {Path(args.out).resolve()} in {time.perf_counter() - started:.1f} s "
+        f"(samples data version {build.samples['data_version'][:12]})"
+    )
     return 0
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from ops.atomic import write_json
-    from ops.errors import SceneInputError
+    from ops.core.atomic import write_json
+    from ops.core.errors import SceneInputError
     from ops.metrics import JavaNotFoundError
     from ops.metrics.eval_sets import load_any_eval_set, read_predictions, score_suite
     from ops.metrics.report import comparison_table
@@ -295,14 +334,25 @@ def cmd_score(args: argparse.Namespace) -> int:
     predictions = Path(args.predictions)
     try:
         suite = load_any_eval_set(args.eval_set, args.root)
-        scores = score_suite(suite, read_predictions(predictions, args.task), scanrefer_fallback=args.scanrefer_fallback,
-                             tasks=args.benchmark or None)  # fmt: skip
+        scores = score_suite(
+            suite,
+            read_predictions(predictions, args.task),
+            scanrefer_fallback=args.scanrefer_fallback,
+            tasks=args.benchmark or None,
+        )
     except (SceneInputError, ValueError, JavaNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     out = Path(args.out) if args.out else (predictions if predictions.is_dir() else predictions.parent) / "scores.json"
-    write_json(out, {"eval_set": str(Path(args.eval_set).resolve()), "format": suite.kind,
-                     "items": suite.counts(), "scores": scores})  # fmt: skip
+    write_json(
+        out,
+        {
+            "eval_set": str(Path(args.eval_set).resolve()),
+            "format": suite.kind,
+            "items": suite.counts(),
+            "scores": scores,
+        },
+    )
     print(comparison_table({"score": scores}))
     print(json.dumps(scores, indent=2))
     _step(f"wrote {out}")
@@ -310,20 +360,23 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def cmd_infer(args: argparse.Namespace) -> int:
-    from ops.inference import InferenceSettings, chunk_path, run_inference
-    from ops.vlm import load_vlm
+    from ops.model.inference import InferenceSettings, chunk_path, run_inference
+    from ops.model.vlm import load_vlm
 
-    settings = InferenceSettings(args.batch_size, args.max_new_tokens, args.image_max_side, args.num_chunks,
-                                 args.chunk_index, args.limit)  # fmt: skip
+    settings = InferenceSettings(
+        args.batch_size, args.max_new_tokens, args.image_max_side, args.num_chunks, args.chunk_index, args.limit
+    )
     out = chunk_path(args.out, args.num_chunks, args.chunk_index)
     vlm = load_vlm(args.model, args.adapter)
     stats = run_inference(vlm, args.eval_set, out, settings, root=args.root, log=lambda m: print(f"   {m}", flush=True))
-    _step(f"{out}: {stats.generated} answered, {stats.skipped} already there ({stats.samples_per_second:.2f} samples/s)")
+    _step(
+        f"{out}: {stats.generated} answered, {stats.skipped} already there ({stats.samples_per_second:.2f} samples/s)"
+    )
     return 0
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from ops.serving import serve
+    from ops.model.serving import serve
 
     serve(args.model, args.adapter, args.port, args.name, args.image_max_side, args.max_tokens)
     return 0
@@ -334,9 +387,9 @@ def cmd_figures(args: argparse.Namespace) -> int:
 
     import cv2
 
-    from ops.atomic import write_bytes
-    from ops.frames import composite_grid
-    from ops.visual_prompts import encode_png
+    from ops.core.atomic import write_bytes
+    from ops.prompts.frames import composite_grid
+    from ops.prompts.writer import encode_png
 
     scene_dir, out = Path(args.scene), Path(args.out)
     frames = json.loads((scene_dir / "frames" / "frames.json").read_text())["frames"][:8]
@@ -351,10 +404,17 @@ def cmd_figures(args: argparse.Namespace) -> int:
 def cmd_ui(args: argparse.Namespace) -> int:
     configure_environment(args.root)
     command = [
-        sys.executable, "-m", "dagster", "dev",
-        "-w", str(PROJECT_DIR / "workspace.yaml"),
-        "-h", "127.0.0.1", "-p", str(args.port),
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "dagster",
+        "dev",
+        "-w",
+        str(PROJECT_DIR / "workspace.yaml"),
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(args.port),
+    ]
     _step(f"Dagster UI on http://127.0.0.1:{args.port} (Ctrl-C stops it)")
     # dagster dev must start with default SIGINT/SIGTERM: a SIGINT ignored by the launching shell (`make ui &`,
     # nohup, scripts) is inherited and dagster then ignores both signals (STACK.md §5). Handlers installed here
@@ -416,7 +476,9 @@ def build_parser() -> argparse.ArgumentParser:
     prepare.add_argument("--frames", type=int, default=32)
     prepare.add_argument("--instances", choices=["gt", "proposals", "clusters"], default="gt")
     prepare.add_argument("--pointcloud", choices=["mesh", "fusion"], default="mesh")
-    prepare.add_argument("--proposals", default=None, help="folder of <scene_id> proposal files (--instances proposals)")
+    prepare.add_argument(
+        "--proposals", default=None, help="folder of <scene_id> proposal files (--instances proposals)"
+    )
     prepare.set_defaults(func=cmd_prepare)
 
     shards = sub.add_parser("shards", help="samples, Parquet training shards and eval sets from prepared scenes")
@@ -424,8 +486,12 @@ def build_parser() -> argparse.ArgumentParser:
     shards.add_argument("--annotations", required=True, help="benchmark JSONs, scannetv2_<split>.txt, label TSV")
     shards.add_argument("--scans", default=None, help="raw scene folders (GT boxes); default: ANNOTATIONS/../scans")
     shards.add_argument("--out", required=True, help="dataset folder: samples/, shards/train_<variant>/, eval/")
-    shards.add_argument("--variant", action="append", choices=["marked", "no_bev", "unmarked"],
-                        help="image variant (repeatable; default marked)")  # fmt: skip
+    shards.add_argument(
+        "--variant",
+        action="append",
+        choices=["marked", "no_bev", "unmarked"],
+        help="image variant (repeatable; default marked)",
+    )
     shards.add_argument("--seed", type=int, default=0)
     shards.add_argument("--iou-threshold", type=float, default=0.5)
     shards.add_argument("--shard-mb", type=float, default=512.0, help="target Parquet file size, MiB")
@@ -434,15 +500,28 @@ def build_parser() -> argparse.ArgumentParser:
     shards.set_defaults(func=cmd_shards)
 
     score = sub.add_parser("score", help="score predictions on the five benchmarks (ours or GPT4Scene's formats)")
-    score.add_argument("--predictions", required=True, help="predictions .jsonl, a GPT4Scene predictions_chunk_<i>.json, "
-                       "or a folder of qwenvl_<task>/ folders")  # fmt: skip
+    score.add_argument(
+        "--predictions",
+        required=True,
+        help="predictions .jsonl, a GPT4Scene predictions_chunk_<i>.json, or a folder of qwenvl_<task>/ folders",
+    )
     score.add_argument("--eval-set", required=True, help="our eval set folder, or GPT4Scene's evaluate/annotation/")
     score.add_argument("--root", default=None, help="storage root (default: the one the eval set sits in)")
-    score.add_argument("--task", default=None, help="task of a single GPT4Scene predictions file outside qwenvl_<task>/")
-    score.add_argument("--benchmark", action="append", choices=["scanqa", "sqa3d", "scanrefer", "multi3drefer",
-                       "scan2cap"], help="score only these (repeatable; default all)")  # fmt: skip
-    score.add_argument("--scanrefer-fallback", choices=["zero", "random", "miss"], default="zero",
-                       help="ScanRefer answer without an ID: proposal 0 (GPT4Scene), random (Chat-Scene), or a miss")
+    score.add_argument(
+        "--task", default=None, help="task of a single GPT4Scene predictions file outside qwenvl_<task>/"
+    )
+    score.add_argument(
+        "--benchmark",
+        action="append",
+        choices=["scanqa", "sqa3d", "scanrefer", "multi3drefer", "scan2cap"],
+        help="score only these (repeatable; default all)",
+    )
+    score.add_argument(
+        "--scanrefer-fallback",
+        choices=["zero", "random", "miss"],
+        default="zero",
+        help="ScanRefer answer without an ID: proposal 0 (GPT4Scene), random (Chat-Scene), or a miss",
+    )
     score.add_argument("--out", default=None, help="scores JSON (default scores.json beside the predictions)")
     score.set_defaults(func=cmd_score)
 

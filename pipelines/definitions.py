@@ -53,7 +53,9 @@ training_job = dg.define_asset_job(
 evaluation_job = dg.define_asset_job(
     "evaluation_job",
     selection=dg.AssetSelection.assets(*EVALUATION_ASSETS),
-    description="Predictions of the checkpoint (every eval-set variant) and the base model, then the five benchmarks' scores.",
+    description=(
+        "Predictions of the checkpoint (every eval-set variant) and the base model, then the five benchmarks' scores."
+    ),
 )
 
 defs = dg.Definitions(

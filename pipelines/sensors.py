@@ -8,8 +8,8 @@ from pathlib import Path
 import dagster as dg
 
 from assets.partitions import scene_partitions
+from ops.scannet.scene import check_scene_dir
 from pipelines.schedules import observe_raw_scans_job
-from ops.scannet import check_scene_dir
 from resources.storage import StorageRoot
 
 
@@ -48,7 +48,9 @@ def scene_discovery_sensor(context: dg.SensorEvaluationContext, storage: Storage
     new = [scene_id for scene_id in found.valid if scene_id not in known]
     if not new:
         return dg.SensorResult(
-            skip_reason=f"no new scenes ({len(found.valid)} valid, {len(found.invalid)} invalid under {storage.scans_dir})"
+            skip_reason=(
+                f"no new scenes ({len(found.valid)} valid, {len(found.invalid)} invalid under {storage.scans_dir})"
+            )
         )
     context.log.info(f"adding {len(new)} scene partitions: {', '.join(new)}")
     return dg.SensorResult(

@@ -14,8 +14,14 @@ from pydantic import Field
 # page faults a scene). The workers' malloc instead serves blocks under 64 MiB from its heap and keeps up to
 # 256 MiB of freed heap for the next frame and scene (~800 faults a scene); peak RSS is unchanged.
 WORKER_MALLOC = "glibc.malloc.mmap_threshold=67108864:glibc.malloc.trim_threshold=268435456"
-WORKER_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-              "OPENCV_FOR_THREADS_NUM": "1", "EGL_PLATFORM": "surfaceless", "GLIBC_TUNABLES": WORKER_MALLOC}  # fmt: skip
+WORKER_ENV = {
+    "OPENBLAS_NUM_THREADS": "1",
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "OPENCV_FOR_THREADS_NUM": "1",
+    "EGL_PLATFORM": "surfaceless",
+    "GLIBC_TUNABLES": WORKER_MALLOC,
+}
 
 
 class SceneRay(RayResource):
@@ -59,8 +65,13 @@ class SceneRay(RayResource):
 
         options = dict(self.ray_init_options)
         if not self.address:
-            options = {"num_cpus": self.num_cpus, "include_dashboard": False, "_temp_dir": self.temp_dir,
-                       "object_store_memory": int(self.object_store_gib * 2**30), **options}  # fmt: skip
+            options = {
+                "num_cpus": self.num_cpus,
+                "include_dashboard": False,
+                "_temp_dir": self.temp_dir,
+                "object_store_memory": int(self.object_store_gib * 2**30),
+                **options,
+            }
         runtime_env = dict(options.pop("runtime_env", {}))
         runtime_env["env_vars"] = {**runtime_env.get("env_vars", {}), **self.get_env_vars_to_inject()}
         self._context = ray.init(address=self.ray_address, runtime_env=runtime_env, **options)

@@ -7,7 +7,8 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
-from ops.scene_id import validate_scene_id
+from ops.core.layout import DatasetLayout, EvaluationLayout, ModelsLayout, SceneLayout, StorageLayout
+from ops.scannet.scene_id import validate_scene_id
 
 
 class StorageRoot(dg.ConfigurableResource):
@@ -41,10 +42,31 @@ class StorageRoot(dg.ConfigurableResource):
     def raw_scene_dir(self, scene_id: str) -> Path:
         return self.scans_dir / validate_scene_id(scene_id)
 
+    @property
+    def layout(self) -> StorageLayout:
+        """Every path under the artifact root (``ops.core.layout``)."""
+        return StorageLayout(self.root_path)
+
+    def scene(self, scene_id: str) -> SceneLayout:
+        """Artifacts of one scene, ``<root>/scenes/<scene_id>/``; the ID is validated first."""
+        return self.layout.scene(validate_scene_id(scene_id))
+
     def scene_dir(self, scene_id: str) -> Path:
         """Per-scene artifact folder ``<root>/scenes/<scene_id>``."""
-        return self.root_path / "scenes" / validate_scene_id(scene_id)
+        return self.scene(scene_id).dir
+
+    @property
+    def dataset(self) -> DatasetLayout:
+        return self.layout.dataset
 
     @property
     def dataset_dir(self) -> Path:
-        return self.root_path / "dataset"
+        return self.dataset.dir
+
+    @property
+    def models(self) -> ModelsLayout:
+        return self.layout.models
+
+    @property
+    def evaluation(self) -> EvaluationLayout:
+        return self.layout.evaluation

@@ -1,8 +1,8 @@
 """Launching the training worker (``python -m resources.training_worker``): locally, on a Ray cluster, or as a k8s Job.
 
 ``TrainingLauncher`` builds one command line for every backend — ``torchrun`` (``torch.distributed.run``) or
-the ``deepspeed`` launcher around ``-m resources.training_worker`` — and runs it through Dagster Pipes, so rank 0's log lines
-and progress messages reach the asset while it trains:
+the ``deepspeed`` launcher around ``-m resources.training_worker`` — and runs it through Dagster Pipes, so rank 0's
+log lines and progress messages reach the asset while it trains:
 
 - ``local``: a subprocess (``dagster.PipesSubprocessClient``): one process per visible GPU, one on CPU;
 - ``ray``: a Ray job on an existing cluster (``dagster_ray.PipesRayJobClient``), the same command as entrypoint,
@@ -27,13 +27,13 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
-from ops.atomic import write_json
-from ops.training.entry import free_port
+from ops.core.atomic import write_json
+from ops.model.training.entry import free_port
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 BACKENDS = ("local", "ray", "k8s")
 LAUNCHERS = ("torchrun", "deepspeed")
-WORKER_MODULE = "resources.training_worker"  # ops.training's command line, reporting through Dagster Pipes
+WORKER_MODULE = "resources.training_worker"  # ops.model.training's command line, reporting through Dagster Pipes
 
 
 @dataclass(frozen=True)
@@ -47,8 +47,16 @@ class TrainingRun:
     image_root: Path | None = None
 
     def entry_args(self) -> list[str]:
-        args = ["--recipe", str(self.recipe), "--model", str(self.model_dir), "--shards", str(self.shards_dir),
-                "--run-dir", str(self.run_dir)]  # fmt: skip
+        args = [
+            "--recipe",
+            str(self.recipe),
+            "--model",
+            str(self.model_dir),
+            "--shards",
+            str(self.shards_dir),
+            "--run-dir",
+            str(self.run_dir),
+        ]
         return args + (["--image-root", str(self.image_root)] if self.image_root else [])
 
 
@@ -67,8 +75,9 @@ class TrainingLauncher(dg.ConfigurableResource):
     nproc_per_node: int = Field(default=0, description="processes per node; 0 = the visible GPUs, 1 on CPU")
     nnodes: int = Field(default=1, description="nodes (ray and k8s backends)")
     master_port: int = Field(default=0, description="rendezvous port; 0 = a free port (local)")
-    python: str = Field(default="", description="interpreter of the training processes; empty = this one (local), "
-                        "'python' (ray, k8s)")  # fmt: skip
+    python: str = Field(
+        default="", description="interpreter of the training processes; empty = this one (local), 'python' (ray, k8s)"
+    )
     ray_address: str = Field(default="", description="Ray dashboard address of the cluster, http://head:8265")
     k8s_image: str = Field(default="gpt4scene:latest", description="container image holding this project")
     k8s_namespace: str = Field(default="default")
@@ -83,25 +92,51 @@ class TrainingLauncher(dg.ConfigurableResource):
 
         return max(torch.cuda.device_count(), 1)
 
-    def command(self, run: TrainingRun, python: str, nproc: int, master_addr: str, master_port: int,
-                nnodes: int = 1, node_rank: str = "0") -> list[str]:  # fmt: skip
+    def command(
+        self,
+        run: TrainingRun,
+        python: str,
+        nproc: int,
+        master_addr: str,
+        master_port: int,
+        nnodes: int = 1,
+        node_rank: str = "0",
+    ) -> list[str]:
         """The launcher command line around ``-m resources.training_worker``."""
         if self.launcher not in LAUNCHERS:
             raise ValueError(f"launcher must be one of {LAUNCHERS}, got {self.launcher!r}")
         if self.launcher == "torchrun":
-            launch = [python, "-m", "torch.distributed.run", f"--nnodes={nnodes}", f"--node_rank={node_rank}",
-                      f"--nproc_per_node={nproc}", f"--master_addr={master_addr}", f"--master_port={master_port}",
-                      "-m", WORKER_MODULE]  # fmt: skip
+            launch = [
+                python,
+                "-m",
+                "torch.distributed.run",
+                f"--nnodes={nnodes}",
+                f"--node_rank={node_rank}",
+                f"--nproc_per_node={nproc}",
+                f"--master_addr={master_addr}",
+                f"--master_port={master_port}",
+                "-m",
+                WORKER_MODULE,
+            ]
         else:  # the deepspeed launcher appends --local_rank=N, which the entry point accepts
             if nnodes > 1:
                 raise ValueError("multi-node runs use the torchrun launcher (deepspeed's needs a hostfile and pdsh)")
-            launch = [python, "-m", "deepspeed.launcher.runner", f"--num_gpus={nproc}", f"--master_addr={master_addr}",
-                      f"--master_port={master_port}", "--module", WORKER_MODULE]  # fmt: skip
+            launch = [
+                python,
+                "-m",
+                "deepspeed.launcher.runner",
+                f"--num_gpus={nproc}",
+                f"--master_addr={master_addr}",
+                f"--master_port={master_port}",
+                "--module",
+                WORKER_MODULE,
+            ]
         return launch + run.entry_args()
 
     def local_command(self, run: TrainingRun) -> list[str]:
-        return self.command(run, self.python or sys.executable, self._processes(), "127.0.0.1",
-                            self.master_port or free_port())  # fmt: skip
+        return self.command(
+            run, self.python or sys.executable, self._processes(), "127.0.0.1", self.master_port or free_port()
+        )
 
     def ray_job_params(self, run: TrainingRun) -> dict[str, Any]:
         """``JobSubmissionClient.submit_job`` parameters: the launcher command as entrypoint on one node, its GPUs
@@ -121,19 +156,31 @@ class TrainingLauncher(dg.ConfigurableResource):
         through a headless service of the same name (``<name>-0.<name>``)."""
         nproc = self.nproc_per_node or self.k8s_gpus_per_node
         master = f"{name}-0.{name}" if self.nnodes > 1 else "127.0.0.1"
-        command = self.command(run, self.python or "python", nproc, master, self.master_port or 29500,
-                               nnodes=self.nnodes, node_rank="$(JOB_COMPLETION_INDEX)")  # fmt: skip
+        command = self.command(
+            run,
+            self.python or "python",
+            nproc,
+            master,
+            self.master_port or 29500,
+            nnodes=self.nnodes,
+            node_rank="$(JOB_COMPLETION_INDEX)",
+        )
         labels = {"app.kubernetes.io/name": "gpt4scene-train", "gpt4scene/run": run.run_dir.name}
         container = {
             "name": "train",
             "image": self.k8s_image,
             "command": command,
             "workingDir": "/app",
-            "env": [{"name": "HF_HUB_OFFLINE", "value": "1"}, {"name": "TRANSFORMERS_OFFLINE", "value": "1"},
-                    {"name": "NCCL_DEBUG", "value": "WARN"}],  # fmt: skip
+            "env": [
+                {"name": "HF_HUB_OFFLINE", "value": "1"},
+                {"name": "TRANSFORMERS_OFFLINE", "value": "1"},
+                {"name": "NCCL_DEBUG", "value": "WARN"},
+            ],
             "resources": {"limits": {"nvidia.com/gpu": nproc}, "requests": {"nvidia.com/gpu": nproc}},
-            "volumeMounts": [{"name": "storage", "mountPath": self.k8s_storage_mount},
-                             {"name": "dshm", "mountPath": "/dev/shm"}],  # fmt: skip
+            "volumeMounts": [
+                {"name": "storage", "mountPath": self.k8s_storage_mount},
+                {"name": "dshm", "mountPath": "/dev/shm"},
+            ],
         }
         return {
             "apiVersion": "batch/v1",
@@ -150,8 +197,10 @@ class TrainingLauncher(dg.ConfigurableResource):
                         "subdomain": name,
                         "restartPolicy": "Never",
                         "containers": [container],
-                        "volumes": [{"name": "storage", "persistentVolumeClaim": {"claimName": self.k8s_storage_claim}},
-                                    {"name": "dshm", "emptyDir": {"medium": "Memory"}}],  # fmt: skip
+                        "volumes": [
+                            {"name": "storage", "persistentVolumeClaim": {"claimName": self.k8s_storage_claim}},
+                            {"name": "dshm", "emptyDir": {"medium": "Memory"}},
+                        ],
                     },
                 },
             },

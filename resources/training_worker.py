@@ -1,9 +1,9 @@
-"""The training process the `TrainingLauncher` starts: ``ops.training``'s command line, reporting through Pipes.
+"""The training process the `TrainingLauncher` starts: ``ops.model.training``'s command line, reporting through Pipes.
 
 torchrun / the deepspeed launcher / Ray run ``python -m resources.training_worker ARGS`` (the arguments of
-``ops.training.entry``). Rank 0 sends log lines and ``{"kind": "progress" | "summary", ...}`` custom messages over
+``ops.model.training.entry``). Rank 0 sends log lines and ``{"kind": "progress" | "summary", ...}`` custom messages over
 Dagster Pipes (``dagster_pipes``, the dependency-free protocol package) when Dagster launched the process
-(``DAGSTER_PIPES_CONTEXT`` is set); otherwise it reports to the console like ``python -m ops.training``.
+(``DAGSTER_PIPES_CONTEXT`` is set); otherwise it reports to the console like ``python -m ops.model.training``.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from ops.training.entry import main
-from ops.training.reporting import PROGRESS, SUMMARY, Reporter, SilentReporter, console_reporter, progress_line
+from ops.model.training.entry import main
+from ops.model.training.reporting import PROGRESS, SUMMARY, Reporter, SilentReporter, console_reporter, progress_line
 
 PIPES_CONTEXT_ENV = "DAGSTER_PIPES_CONTEXT"
 

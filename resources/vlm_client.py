@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 from pydantic import Field
 
-from ops.zero_shot import ChatClient
+from ops.model.zero_shot import ChatClient
 
 
 class OpenAIChatClient(dg.ConfigurableResource):

@@ -24,7 +24,7 @@ def exported_scene(tmp_path) -> Path:
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     """The tiny random Qwen2-VL with the real Qwen tokenizer, saved once per test session (read-only for tests)."""
-    from ops.vlm import build_tiny_qwen2vl
+    from ops.model.vlm import build_tiny_qwen2vl
 
     return build_tiny_qwen2vl(tmp_path_factory.mktemp("tiny_model") / "qwen2vl-tiny")
 

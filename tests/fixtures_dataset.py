@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ops.scene_prompts import PromptSettings, prepare_scene
+from ops.prompts.driver import PromptSettings, prepare_scene
 from ops.synthetic import DatasetTruth, generate_dataset
 
 PROMPT_SETTINGS = PromptSettings(n_frames=8, bev_long_side=256, image_resolution=160)
@@ -43,8 +43,9 @@ class PreparedScenes:
 def prepared_scenes(tmp_path_factory) -> PreparedScenes:
     """Two synthetic scenes (seed 3, 30 frames of 320x240) with their visual prompts under ``root/scenes``."""
     base = tmp_path_factory.mktemp("prepared")
-    truth = generate_dataset(base / "raw", n_scenes=2, seed=3, n_frames=30, color_size=(320, 240),
-                             depth_size=(160, 120))  # fmt: skip
+    truth = generate_dataset(
+        base / "raw", n_scenes=2, seed=3, n_frames=30, color_size=(320, 240), depth_size=(160, 120)
+    )
     prepared = PreparedScenes(base, truth)
     for scene_id in truth.train_ids + truth.val_ids:
         prepare_scene(prepared.scan(scene_id), prepared.root / "scenes" / scene_id, PROMPT_SETTINGS)

@@ -1,14 +1,14 @@
 """A small storage root with prepared synthetic scenes, samples, training shards and the three eval-set variants,
-built through the same ops the dataset assets call (``ops.dataset.build_dataset``)."""
+built through the same ops the dataset assets call (``ops.dataset.build.build_dataset``)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
-from ops.dataset import SampleSettings, ShardSettings, build_dataset, eval_set_dir
-from ops.samples import VARIANTS
-from ops.scene_prompts import PromptSettings, prepare_scene
+from ops.dataset.build import SampleSettings, ShardSettings, build_dataset, eval_set_dir
+from ops.dataset.samples import VARIANTS
+from ops.prompts.driver import PromptSettings, prepare_scene
 from ops.synthetic import generate_dataset
 
 
@@ -26,8 +26,12 @@ def build_eval_data(base: Path) -> EvalData:
     raw, root = base / "raw", base / "root"
     truth = generate_dataset(raw, n_scenes=2, seed=3, n_frames=30, color_size=(320, 240), depth_size=(160, 120))
     for scene_id in truth.train_ids + truth.val_ids:
-        prepare_scene(raw / "scans" / scene_id, root / "scenes" / scene_id,
-                      PromptSettings(n_frames=8, bev_long_side=256, image_resolution=160))  # fmt: skip
-    build_dataset(root, raw / "scans", raw / "annotations", root / "dataset", SampleSettings(variants=VARIANTS),
-                  ShardSettings())  # fmt: skip
+        prepare_scene(
+            raw / "scans" / scene_id,
+            root / "scenes" / scene_id,
+            PromptSettings(n_frames=8, bev_long_side=256, image_resolution=160),
+        )
+    build_dataset(
+        root, raw / "scans", raw / "annotations", root / "dataset", SampleSettings(variants=VARIANTS), ShardSettings()
+    )
     return EvalData(root, raw, {v: eval_set_dir(root / "dataset", v) for v in VARIANTS})

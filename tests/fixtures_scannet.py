@@ -1,7 +1,7 @@
 """Tiny ScanNet scene files assembled by hand from the published layouts (SCANNET_METRICS_PEERS.md §1).
 
-Nothing here uses the project's writers (``ops.sens.write_sens``, ``ops.scannet_writers``): the ``.sens`` and the
-PLY are packed field by field with ``struct``, the JSON and ``<scene>.txt`` are written as literal text, and only
+Nothing here uses the project's writers (``ops.scannet.sens.write_sens``, ``ops.scannet.writers``): the ``.sens`` and
+the PLY are packed field by field with ``struct``, the JSON and ``<scene>.txt`` are written as literal text, and only
 the JPEG/PNG payloads come from OpenCV. The readers are tested against these files and the constants below.
 
 Every pose entry is exactly representable in float32 and in ``%f`` text, so the ``.sens`` and the exported
@@ -65,10 +65,19 @@ VERTICES = np.array(
     np.float32,
 )
 COLORS = np.array(
-    [[255, 0, 0], [0, 255, 0], [0, 0, 255], [1, 2, 3], [254, 253, 252], [128, 127, 129], [0, 0, 0],
-     [255, 255, 255], [17, 99, 201]],
+    [
+        [255, 0, 0],
+        [0, 255, 0],
+        [0, 0, 255],
+        [1, 2, 3],
+        [254, 253, 252],
+        [128, 127, 129],
+        [0, 0, 0],
+        [255, 255, 255],
+        [17, 99, 201],
+    ],
     np.uint8,
-)  # fmt: skip
+)
 FACES = np.array([[0, 1, 2], [0, 2, 3], [4, 5, 0], [6, 7, 8], [8, 3, 5]], np.int32)
 SEG_INDICES = [10, 10, 10, 10, 11, 11, 12, 12, 13]
 # segGroups as stored (not sorted by objectId): chair = segment 10, table = segments 12 and 13; 11 is unannotated.
@@ -179,14 +188,28 @@ def ply_bytes(vertices: np.ndarray = VERTICES, colors: np.ndarray = COLORS, face
 
 
 def segs_json(scene_id: str = SCENE_ID) -> str:
-    params = {"kThresh": "0.0001", "segMinVerts": "20", "minPoints": "750", "maxPoints": "5000",
-              "thinThresh": "0.05", "flatThresh": "0.001", "minLength": "0.02", "maxLength": "1"}  # fmt: skip
+    params = {
+        "kThresh": "0.0001",
+        "segMinVerts": "20",
+        "minPoints": "750",
+        "maxPoints": "5000",
+        "thinThresh": "0.05",
+        "flatThresh": "0.001",
+        "minLength": "0.02",
+        "maxLength": "1",
+    }
     return json.dumps({"params": params, "sceneId": scene_id, "segIndices": SEG_INDICES})
 
 
 def aggregation_json(scene_id: str = SCENE_ID) -> str:
-    return json.dumps({"sceneId": f"scannet.{scene_id}", "appId": "Aggregator.v2", "segGroups": SEG_GROUPS,
-                       "segmentsFile": f"scannet.{scene_id}_vh_clean_2.0.010000.segs.json"})  # fmt: skip
+    return json.dumps(
+        {
+            "sceneId": f"scannet.{scene_id}",
+            "appId": "Aggregator.v2",
+            "segGroups": SEG_GROUPS,
+            "segmentsFile": f"scannet.{scene_id}_vh_clean_2.0.010000.segs.json",
+        }
+    )
 
 
 def _matrix_text(matrix: np.ndarray) -> str:
@@ -215,8 +238,12 @@ def write_exported_frames(scene: Path) -> None:
     """``color/<i>.jpg`` (the ``.sens`` JPEG bytes), ``depth/<i>.png`` (uint16), ``pose/<i>.txt``, ``intrinsic/``."""
     for folder in ("color", "depth", "pose", "intrinsic"):
         (scene / folder).mkdir()
-    for name, matrix in (("intrinsic_color", INTRINSIC_COLOR), ("extrinsic_color", EXTRINSIC_COLOR),
-                         ("intrinsic_depth", INTRINSIC_DEPTH), ("extrinsic_depth", EXTRINSIC_DEPTH)):  # fmt: skip
+    for name, matrix in (
+        ("intrinsic_color", INTRINSIC_COLOR),
+        ("extrinsic_color", EXTRINSIC_COLOR),
+        ("intrinsic_depth", INTRINSIC_DEPTH),
+        ("extrinsic_depth", EXTRINSIC_DEPTH),
+    ):
         (scene / "intrinsic" / f"{name}.txt").write_text(_matrix_text(matrix))
     for index in range(NUM_FRAMES):
         (scene / "color" / f"{index}.jpg").write_bytes(jpeg_bytes(index))

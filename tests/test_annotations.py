@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from ops.annotations import (
+from ops.core.errors import SceneInputError
+from ops.dataset.annotations import (
     AnnotationError,
     RowIssue,
     Scan2CapObject,
@@ -23,8 +24,7 @@ from ops.annotations import (
     scanrefer_class,
     scanrefer_unique_lookup,
 )
-from ops.errors import SceneInputError
-from ops.scannet import LabelRow
+from ops.scannet.scene import LabelRow
 from ops.synthetic import generate_dataset
 
 
@@ -34,8 +34,14 @@ def _write(path: Path, content) -> Path:
 
 
 def _scanrefer_row(scene="scene0000_00", object_id="3", ann_id="0", description="the red chair.", name="chair"):
-    return {"scene_id": scene, "object_id": object_id, "object_name": name, "ann_id": ann_id,
-            "description": description, "token": description.split()}  # fmt: skip
+    return {
+        "scene_id": scene,
+        "object_id": object_id,
+        "object_name": name,
+        "ann_id": ann_id,
+        "description": description,
+        "token": description.split(),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -49,9 +55,15 @@ def test_load_benchmarks_reads_every_published_file(synthetic):
     ann_dir, truth = synthetic
     for split, scene_ids in (("train", truth.train_ids), ("val", truth.val_ids)):
         bench = load_benchmarks(ann_dir, split)
-        raw = {name: json.loads((ann_dir / name.format(split=split)).read_text()) for name in
-               ("ScanRefer_filtered_{split}.json", "ScanQA_v1.0_{split}.json", "multi3drefer_{split}.json",
-                "v1_balanced_questions_{split}_scannetv2.json")}  # fmt: skip
+        raw = {
+            name: json.loads((ann_dir / name.format(split=split)).read_text())
+            for name in (
+                "ScanRefer_filtered_{split}.json",
+                "ScanQA_v1.0_{split}.json",
+                "multi3drefer_{split}.json",
+                "v1_balanced_questions_{split}_scannetv2.json",
+            )
+        }
         assert len(bench.scanrefer) == len(raw["ScanRefer_filtered_{split}.json"]) > 0
         assert len(bench.scanqa) == len(raw["ScanQA_v1.0_{split}.json"]) > 0
         assert len(bench.multi3drefer) == len(raw["multi3drefer_{split}.json"]) > 0
@@ -60,10 +72,12 @@ def test_load_benchmarks_reads_every_published_file(synthetic):
         assert bench.scene_ids() == sorted(scene_ids) == read_split_scenes(ann_dir / f"scannetv2_{split}.txt")
         # ScanRefer's object_id strings become ints; every described object is one Scan2Cap object.
         first = raw["ScanRefer_filtered_{split}.json"][0]
-        assert bench.scanrefer[0] == ScanReferRecord(first["scene_id"], int(first["object_id"]), first["object_name"],
-                                                     first["ann_id"], first["description"])  # fmt: skip
-        assert {(o.scene_id, o.object_id) for o in bench.scan2cap} == {(r.scene_id, r.object_id)
-                                                                         for r in bench.scanrefer}  # fmt: skip
+        assert bench.scanrefer[0] == ScanReferRecord(
+            first["scene_id"], int(first["object_id"]), first["object_name"], first["ann_id"], first["description"]
+        )
+        assert {(o.scene_id, o.object_id) for o in bench.scan2cap} == {
+            (r.scene_id, r.object_id) for r in bench.scanrefer
+        }
         assert set(bench.scanrefer_unique) == {(o.scene_id, o.object_id) for o in bench.scan2cap}
         # SQA3D: questions joined with answers by question_id.
         question = raw["v1_balanced_questions_{split}_scannetv2.json"]["questions"][0]
@@ -117,13 +131,24 @@ def test_malformed_scanrefer_rows_are_reported_with_file_and_row(tmp_path):
 
 def test_malformed_scanqa_and_multi3drefer_rows(tmp_path):
     qa = [
-        {"scene_id": "scene0000_00", "question_id": "q0", "question": "What color?", "answers": ["red"],
-         "object_ids": [1], "object_names": ["chair"]},
+        {
+            "scene_id": "scene0000_00",
+            "question_id": "q0",
+            "question": "What color?",
+            "answers": ["red"],
+            "object_ids": [1],
+            "object_names": ["chair"],
+        },
         {"scene_id": "scene0000_00", "question_id": "q1", "question": "What?", "answers": []},
         {"scene_id": "scene0000_00", "question_id": "q0", "question": "Again?", "answers": ["x"]},
-        {"scene_id": "scene0000_00", "question_id": "q3", "question": "Where?", "answers": ["left"],
-         "object_ids": ["a"]},
-    ]  # fmt: skip
+        {
+            "scene_id": "scene0000_00",
+            "question_id": "q3",
+            "question": "Where?",
+            "answers": ["left"],
+            "object_ids": ["a"],
+        },
+    ]
     loaded = load_scanqa(_write(tmp_path / "ScanQA_v1.0_train.json", qa), on_error="collect")
     assert [r.question_id for r in loaded.records] == ["q0"]
     assert [(i.row, i.reason) for i in loaded.issues] == [
@@ -133,15 +158,39 @@ def test_malformed_scanqa_and_multi3drefer_rows(tmp_path):
     ]
 
     m3d = [
-        {"scene_id": "scene0000_00", "ann_id": "0", "object_ids": [], "object_name": "lamp",
-         "description": "the lamp.", "eval_type": "zt_w_d"},
-        {"scene_id": "scene0000_00", "ann_id": "1", "object_ids": [2], "object_name": "lamp",
-         "description": "the lamp.", "eval_type": "zt_wo_d"},
-        {"scene_id": "scene0000_00", "ann_id": "2", "object_ids": [2], "object_name": "lamp",
-         "description": "the lamp.", "eval_type": "single"},
-        {"scene_id": "scene0000_00", "ann_id": "3", "object_ids": [2, 2], "object_name": "lamp",
-         "description": "the lamps.", "eval_type": "mt"},
-    ]  # fmt: skip
+        {
+            "scene_id": "scene0000_00",
+            "ann_id": "0",
+            "object_ids": [],
+            "object_name": "lamp",
+            "description": "the lamp.",
+            "eval_type": "zt_w_d",
+        },
+        {
+            "scene_id": "scene0000_00",
+            "ann_id": "1",
+            "object_ids": [2],
+            "object_name": "lamp",
+            "description": "the lamp.",
+            "eval_type": "zt_wo_d",
+        },
+        {
+            "scene_id": "scene0000_00",
+            "ann_id": "2",
+            "object_ids": [2],
+            "object_name": "lamp",
+            "description": "the lamp.",
+            "eval_type": "single",
+        },
+        {
+            "scene_id": "scene0000_00",
+            "ann_id": "3",
+            "object_ids": [2, 2],
+            "object_name": "lamp",
+            "description": "the lamps.",
+            "eval_type": "mt",
+        },
+    ]
     path = _write(tmp_path / "multi3drefer_train.json", m3d)
     with pytest.raises(AnnotationError) as info:
         load_multi3drefer(path)
@@ -151,12 +200,22 @@ def test_malformed_scanqa_and_multi3drefer_rows(tmp_path):
 
 def test_sqa3d_join_reports_unmatched_and_inconsistent_rows(tmp_path):
     def question(qid, scene="scene0000_00"):
-        return {"scene_id": scene, "situation": "I am sitting on the bed.", "alternative_situation": [],
-                "question": "What is behind me?", "question_id": qid}  # fmt: skip
+        return {
+            "scene_id": scene,
+            "situation": "I am sitting on the bed.",
+            "alternative_situation": [],
+            "question": "What is behind me?",
+            "question_id": qid,
+        }
 
     def annotation(qid, scene="scene0000_00"):
-        return {"scene_id": scene, "question_id": qid, "question_type": "what", "answer_type": "other",
-                "answers": [{"answer": "desk", "answer_confidence": "yes", "answer_id": 1}]}  # fmt: skip
+        return {
+            "scene_id": scene,
+            "question_id": qid,
+            "question_type": "what",
+            "answer_type": "other",
+            "answers": [{"answer": "desk", "answer_confidence": "yes", "answer_id": 1}],
+        }
 
     questions = _write(tmp_path / "q.json", {"questions": [question(1), question(2), question(3, "scene0001_00")]})
     annotations = _write(tmp_path / "a.json", {"annotations": [annotation(1), annotation(3), annotation(4)]})
@@ -196,9 +255,14 @@ def _label(raw: str, nyu40class: str) -> LabelRow:
 
 
 def test_scanrefer_unique_multiple_by_18_classes():
-    labels = {"chair": _label("chair", "chair"), "office chair": _label("office chair", "chair"),
-              "couch": _label("couch", "sofa"), "lamp": _label("lamp", "lamp"), "trash can": _label("trash can",
-              "garbage bin"), "kitchen cabinets": _label("kitchen cabinets", "cabinet")}  # fmt: skip
+    labels = {
+        "chair": _label("chair", "chair"),
+        "office chair": _label("office chair", "chair"),
+        "couch": _label("couch", "sofa"),
+        "lamp": _label("lamp", "lamp"),
+        "trash can": _label("trash can", "garbage bin"),
+        "kitchen cabinets": _label("kitchen cabinets", "cabinet"),
+    }
     assert scanrefer_class("office_chair", labels) == "chair"
     assert scanrefer_class("couch", labels) == "sofa"
     assert scanrefer_class("lamp", labels) == "others"
@@ -214,11 +278,14 @@ def test_scanrefer_unique_multiple_by_18_classes():
         ScanReferRecord("scene0001_00", 1, "lamp", "0", "h"),
     ]
     assert scanrefer_unique_lookup(records, labels) == {
-        ("scene0000_00", 1): False, ("scene0000_00", 2): False,  # chair + office chair: class chair twice
-        ("scene0000_00", 3): True, ("scene0000_00", 6): True,
-        ("scene0000_00", 4): False, ("scene0000_00", 5): False,  # both "others"
+        ("scene0000_00", 1): False,
+        ("scene0000_00", 2): False,  # chair + office chair: class chair twice
+        ("scene0000_00", 3): True,
+        ("scene0000_00", 6): True,
+        ("scene0000_00", 4): False,
+        ("scene0000_00", 5): False,  # both "others"
         ("scene0001_00", 1): True,
-    }  # fmt: skip
+    }
 
 
 def test_scan2cap_groups_descriptions_per_object():

@@ -8,10 +8,10 @@ import cv2
 import numpy as np
 import pytest
 
-from ops.atomic import canonical_json
-from ops.bev import BEV_BACKGROUND, apply_world_to_pixel, bev_markers, draw_bev_markers, render_bev
-from ops.markers import draw_markers, layout_markers, marker_color, text_color
-from ops.visual_prompts import write_bev
+from ops.core.atomic import canonical_json
+from ops.prompts.bev import BEV_BACKGROUND, apply_world_to_pixel, bev_markers, draw_bev_markers, render_bev
+from ops.prompts.markers import draw_markers, layout_markers, marker_color, text_color
+from ops.prompts.writer import write_bev
 
 RED, GREEN, BLUE = (220, 20, 20), (20, 200, 20), (20, 20, 220)
 

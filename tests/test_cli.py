@@ -14,15 +14,33 @@ ENV = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": 
 
 
 def gpt4scene(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pipelines.cli", *args], capture_output=True, text=True,
-                          env=ENV, cwd=cwd, timeout=600)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", *args], capture_output=True, text=True, env=ENV, cwd=cwd, timeout=600
+    )
 
 
 @pytest.fixture(scope="module")
 def synth_dir(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("synth")
-    done = gpt4scene("synth", "--out", str(out), "--scenes", "2", "--seed", "5", "--frames", "24",
-                     "--color-width", "160", "--color-height", "120", "--depth-width", "80", "--depth-height", "60")  # fmt: skip
+    done = gpt4scene(
+        "synth",
+        "--out",
+        str(out),
+        "--scenes",
+        "2",
+        "--seed",
+        "5",
+        "--frames",
+        "24",
+        "--color-width",
+        "160",
+        "--color-height",
+        "120",
+        "--depth-width",
+        "80",
+        "--depth-height",
+        "60",
+    )
     assert done.returncode == 0, done.stderr
     return out
 
@@ -48,8 +66,9 @@ def test_inspect_names_the_missing_file(synth_dir, tmp_path):
 
 def test_prepare_with_clusters_then_figures(synth_dir, tmp_path):
     out = tmp_path / "prepared"
-    done = gpt4scene("prepare", "--scans", str(synth_dir / "scans"), "--out", str(out), "--frames", "4",
-                     "--instances", "clusters")  # fmt: skip
+    done = gpt4scene(
+        "prepare", "--scans", str(synth_dir / "scans"), "--out", str(out), "--frames", "4", "--instances", "clusters"
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     for scene in ("scene0000_00", "scene0001_00"):
         labels = json.loads((out / "scenes" / scene / "instances" / "labels.json").read_text())

@@ -10,13 +10,20 @@ import pytest
 
 from assets.partitions import scene_partitions
 from assets.raw_scenes import scene_manifest, synthetic_scenes
-from ops.errors import SceneInputError
+from ops.core.errors import SceneInputError
 from pipelines.definitions import defs
 from pipelines.sensors import discover_scenes, scene_discovery_sensor
 from resources.storage import StorageRoot
 
-TINY = {"n_scenes": 2, "seed": 7, "n_frames": 24, "color_width": 160, "color_height": 120,
-        "depth_width": 80, "depth_height": 60}  # fmt: skip
+TINY = {
+    "n_scenes": 2,
+    "seed": 7,
+    "n_frames": 24,
+    "color_width": 160,
+    "color_height": 120,
+    "depth_width": 80,
+    "depth_height": 60,
+}
 
 
 @pytest.fixture(scope="module")
@@ -84,8 +91,7 @@ def test_scene_manifest_materialises_summary(storage):
     instance = dg.DagsterInstance.ephemeral()
     scene_id = sorted(p.name for p in storage.scans_dir.iterdir())[0]
     instance.add_dynamic_partitions(scene_partitions.name, [scene_id])
-    result = dg.materialize([scene_manifest], partition_key=scene_id, instance=instance,
-                            resources={"storage": storage})  # fmt: skip
+    result = dg.materialize([scene_manifest], partition_key=scene_id, instance=instance, resources={"storage": storage})
     assert result.success
     (materialization,) = result.asset_materializations_for_node("scene_manifest")
     assert materialization.metadata["num_frames"].value == TINY["n_frames"]

@@ -1,4 +1,5 @@
-"""The dataset build stages (ops.dataset) and `gpt4scene shards`: split scenes, left-out scenes and rows, layout."""
+"""The dataset build stages (ops.dataset.build) and `gpt4scene shards`: split scenes, left-out scenes and rows,
+layout."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import sys
 
 import pytest
 
-from ops.dataset import (
+from ops.core.errors import SceneInputError
+from ops.dataset.build import (
     SampleSettings,
     ShardSettings,
     build_eval_set,
@@ -24,9 +26,8 @@ from ops.dataset import (
     sharegpt_path,
     train_shards_dir,
 )
-from ops.errors import SceneInputError
-from ops.samples import read_samples_jsonl
-from ops.shards import iter_rows, read_manifest, verify_shards
+from ops.dataset.samples import read_samples_jsonl
+from ops.dataset.shards import iter_rows, read_manifest, verify_shards
 
 
 @pytest.fixture
@@ -84,8 +85,12 @@ def test_eval_set_in_paths_mode_versions_its_images(workspace):
     build_task_samples(root, scans, ann, out)
     first = build_eval_set(root, out, ShardSettings(image_mode="paths"))["marked"]
     eval_dir = eval_set_dir(out, "marked")
-    assert sorted(p.name for p in eval_dir.iterdir()) == ["data", "dataset_info.json", "manifest.json",
-                                                          "scan2cap_corpus.json"]  # fmt: skip
+    assert sorted(p.name for p in eval_dir.iterdir()) == [
+        "data",
+        "dataset_info.json",
+        "manifest.json",
+        "scan2cap_corpus.json",
+    ]
     rows = list(iter_rows(eval_dir))
     assert all(isinstance(p, str) and (root / p).is_file() for r in rows for p in r["images"])
     assert {e["path"] for e in first["images"]} == {p for r in rows for p in r["images"]}
@@ -96,8 +101,9 @@ def test_eval_set_in_paths_mode_versions_its_images(workspace):
 
     bev = root / "scenes" / truth.val_ids[0] / "bev" / "bev.png"
     bev.write_bytes(bev.read_bytes() + b"\x00")  # the Parquet files only hold its path
-    assert verify_shards(eval_dir, root) == [f"image scenes/{truth.val_ids[0]}/bev/bev.png: sha256 differs from the "
-                                             "manifest"]  # fmt: skip
+    assert verify_shards(eval_dir, root) == [
+        f"image scenes/{truth.val_ids[0]}/bev/bev.png: sha256 differs from the manifest"
+    ]
     again = build_eval_set(root, out, ShardSettings(image_mode="paths"))["marked"]
     assert again["files"] == first["files"] and again["data_version"] != first["data_version"]
 
@@ -115,15 +121,30 @@ def test_missing_split_file_names_the_file(workspace):
 
 def _gpt4scene(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "disabled"}
-    return subprocess.run([sys.executable, "-m", "pipelines.cli", *args], capture_output=True, text=True, env=env,
-                          timeout=600)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", *args], capture_output=True, text=True, env=env, timeout=600
+    )
 
 
 def test_cli_shards(prepared_scenes, tmp_path):
     out = tmp_path / "dataset"
-    done = _gpt4scene("shards", "--prepared", str(prepared_scenes.root), "--annotations",
-                      str(prepared_scenes.annotations), "--out", str(out), "--variant", "marked", "--variant",
-                      "unmarked", "--seed", "7", "--shard-mb", "0.5")  # fmt: skip
+    done = _gpt4scene(
+        "shards",
+        "--prepared",
+        str(prepared_scenes.root),
+        "--annotations",
+        str(prepared_scenes.annotations),
+        "--out",
+        str(out),
+        "--variant",
+        "marked",
+        "--variant",
+        "unmarked",
+        "--seed",
+        "7",
+        "--shard-mb",
+        "0.5",
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "train_marked:" in done.stdout and "val_unmarked:" in done.stdout
     for variant, n_images in (("marked", 9), ("unmarked", 8)):
@@ -134,7 +155,14 @@ def test_cli_shards(prepared_scenes, tmp_path):
         assert len(row["images"]) == n_images and isinstance(row["images"][0], bytes) and row["eval"]
     assert read_samples_index(out)["settings"]["seed"] == 7
 
-    bad = _gpt4scene("shards", "--prepared", str(prepared_scenes.root), "--annotations", str(tmp_path / "none"),
-                     "--out", str(tmp_path / "bad"))  # fmt: skip
+    bad = _gpt4scene(
+        "shards",
+        "--prepared",
+        str(prepared_scenes.root),
+        "--annotations",
+        str(tmp_path / "none"),
+        "--out",
+        str(tmp_path / "bad"),
+    )
     assert bad.returncode == 2 and "scannetv2_train.txt" in bad.stderr
     assert not (tmp_path / "bad" / "samples").exists()

@@ -18,9 +18,9 @@ from assets.dataset import (
     task_samples,
     training_shards_verified,
 )
-from ops.dataset import EVAL_FIELDS, eval_set_dir, read_scan2cap_corpus, train_shards_dir
-from ops.samples import MULTI3DREFER_TEMPLATES, QA_SUFFIX, load_scene_context
-from ops.shards import iter_rows, read_manifest, shard_files
+from ops.dataset.build import EVAL_FIELDS, eval_set_dir, read_scan2cap_corpus, train_shards_dir
+from ops.dataset.samples import MULTI3DREFER_TEMPLATES, QA_SUFFIX, load_scene_context
+from ops.dataset.shards import iter_rows, read_manifest, shard_files
 from pipelines.definitions import defs
 from resources.storage import StorageRoot
 
@@ -34,8 +34,9 @@ RUN_CONFIG = {
 
 
 def _materialise(storage: StorageRoot, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
-    result = dg.materialize([*DATASET_ASSETS, *DATASET_CHECKS], resources={"storage": storage}, instance=instance,
-                            run_config=RUN_CONFIG)  # fmt: skip
+    result = dg.materialize(
+        [*DATASET_ASSETS, *DATASET_CHECKS], resources={"storage": storage}, instance=instance, run_config=RUN_CONFIG
+    )
     assert result.success
     return result
 
@@ -49,8 +50,11 @@ def _versions(instance: dg.DagsterInstance) -> dict[str, str]:
 
 
 def _tree(folder: Path) -> dict[str, str]:
-    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}  # fmt: skip
+    return {
+        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -65,16 +69,24 @@ def built(prepared_scenes, tmp_path_factory):
 
 
 def _materialisation(result, asset: str):
-    return next(e.event_specific_data.materialization for e in result.get_asset_materialization_events()
-                if e.event_specific_data.materialization.asset_key == dg.AssetKey(asset))  # fmt: skip
+    return next(
+        e.event_specific_data.materialization
+        for e in result.get_asset_materialization_events()
+        if e.event_specific_data.materialization.asset_key == dg.AssetKey(asset)
+    )
 
 
 def test_assets_write_the_documented_layout_with_rich_metadata(built):
     storage, _, result, truth = built
     dataset = storage.dataset_dir
     assert sorted(p.name for p in (dataset / "samples").iterdir()) == [
-        "index.json", "train_marked.jsonl", "train_unmarked.jsonl", "val_marked.jsonl", "val_scan2cap_corpus.json",
-        "val_unmarked.jsonl"]  # fmt: skip
+        "index.json",
+        "train_marked.jsonl",
+        "train_unmarked.jsonl",
+        "val_marked.jsonl",
+        "val_scan2cap_corpus.json",
+        "val_unmarked.jsonl",
+    ]
     for variant in ("marked", "unmarked"):
         assert read_manifest(train_shards_dir(dataset, variant))["split"] == "train"
         assert (eval_set_dir(dataset, variant) / "scan2cap_corpus.json").is_file()
@@ -101,14 +113,19 @@ def test_assets_write_the_documented_layout_with_rich_metadata(built):
     assert "data:image/jpeg;base64," in preview and "**Assistant**" in preview
     evaluation = _materialisation(result, "eval_sets")
     assert evaluation.tags["dagster/data_version"] == evaluation.metadata["data_version"].value
-    assert evaluation.metadata["data_versions"].value["marked"] == read_manifest(eval_set_dir(dataset, "marked"))[
-        "data_version"]  # fmt: skip
+    assert (
+        evaluation.metadata["data_versions"].value["marked"]
+        == read_manifest(eval_set_dir(dataset, "marked"))["data_version"]
+    )
 
 
 def test_checks_pass_and_fail_on_corrupted_files_and_broken_scenes(built, tmp_path):
     storage, _, result, truth = built
-    evaluations = {e.event_specific_data.check_name: e.event_specific_data for e in result.all_events
-                   if e.event_type_value == "ASSET_CHECK_EVALUATION"}  # fmt: skip
+    evaluations = {
+        e.event_specific_data.check_name: e.event_specific_data
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+    }
     assert set(evaluations) == {"samples_account_for_every_record", "training_shards_verified", "eval_sets_verified"}
     assert all(ev.passed for ev in evaluations.values()), evaluations
     assert evaluations["training_shards_verified"].metadata["rows_checked"].value["marked"] > 0
@@ -120,11 +137,14 @@ def test_checks_pass_and_fail_on_corrupted_files_and_broken_scenes(built, tmp_pa
     shard.write_bytes(shard.read_bytes()[:-1] + b"\x00")
     (eval_set_dir(copy.dataset_dir, "marked") / "scan2cap_corpus.json").write_text("{}")
     only_checks = dg.AssetSelection.checks(training_shards_verified, eval_sets_verified)
-    checks = dg.materialize([*DATASET_ASSETS, *DATASET_CHECKS], resources={"storage": copy}, raise_on_error=False,
-                            selection=only_checks)  # fmt: skip
-    failed = {e.event_specific_data.check_name: e.event_specific_data.metadata["problems"].value
-              for e in checks.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"
-              and not e.event_specific_data.passed}  # fmt: skip
+    checks = dg.materialize(
+        [*DATASET_ASSETS, *DATASET_CHECKS], resources={"storage": copy}, raise_on_error=False, selection=only_checks
+    )
+    failed = {
+        e.event_specific_data.check_name: e.event_specific_data.metadata["problems"].value
+        for e in checks.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION" and not e.event_specific_data.passed
+    }
     assert list(failed["training_shards_verified"]) == ["unmarked"]
     assert "sha256 differs from the manifest" in failed["training_shards_verified"]["unmarked"][0]
     assert failed["eval_sets_verified"] == {"marked": ["scan2cap_corpus.json: sha256 differs from the manifest"]}
@@ -132,10 +152,14 @@ def test_checks_pass_and_fail_on_corrupted_files_and_broken_scenes(built, tmp_pa
 
     # A prepared scene whose artifacts do not load: the samples still build, the check warns naming it.
     (copy.scene_dir(truth.val_ids[0]) / "frames" / "raw_03.jpg").unlink()
-    samples = dg.materialize([*DATASET_ASSETS, *DATASET_CHECKS], resources={"storage": copy},
-                             selection=dg.AssetSelection.assets(task_samples))  # fmt: skip
-    (evaluation,) = [e.event_specific_data for e in samples.all_events
-                     if e.event_type_value == "ASSET_CHECK_EVALUATION"]  # fmt: skip
+    samples = dg.materialize(
+        [*DATASET_ASSETS, *DATASET_CHECKS],
+        resources={"storage": copy},
+        selection=dg.AssetSelection.assets(task_samples),
+    )
+    (evaluation,) = [
+        e.event_specific_data for e in samples.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"
+    ]
     assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.WARN
     assert "raw_03.jpg" in evaluation.metadata["broken_scenes"].value[truth.val_ids[0]]
 
@@ -148,8 +172,9 @@ def test_hf_datasets_loads_the_training_shards(built, tmp_path, monkeypatch):
 
     for variant, n_images in (("marked", 9), ("unmarked", 8)):
         out = train_shards_dir(storage.dataset_dir, variant)
-        dataset = datasets.load_dataset("parquet", data_files=shard_files(out), split="train",
-                                        cache_dir=str(tmp_path / "hf" / variant))  # fmt: skip
+        dataset = datasets.load_dataset(
+            "parquet", data_files=shard_files(out), split="train", cache_dir=str(tmp_path / "hf" / variant)
+        )
         assert len(dataset) == read_manifest(out)["num_rows"] > 0
         for row in dataset:
             user = row["messages"][0]["content"]
@@ -247,4 +272,7 @@ def test_definitions_wire_the_dataset_assets_to_every_scene():
     job = defs.resolve_job_def("dataset_job")
     assert {node.name for node in job.graph.node_defs} >= {"task_samples", "training_shards", "eval_sets"}
     assert {c.name for c in defs.resolve_asset_graph().asset_check_keys} >= {
-        "samples_account_for_every_record", "training_shards_verified", "eval_sets_verified"}  # fmt: skip
+        "samples_account_for_every_record",
+        "training_shards_verified",
+        "eval_sets_verified",
+    }

@@ -9,7 +9,7 @@ import dagster as dg
 import pytest
 
 from assets.evaluation import compare_to_base, eval_scores, predictions
-from ops.inference import read_prediction_rows
+from ops.model.inference import read_prediction_rows
 from resources.storage import StorageRoot
 from resources.training import BaseModelSource
 
@@ -22,7 +22,7 @@ def storage_root(eval_data, tiny_model_dir, tmp_path_factory):
     adapter: B = 0, so it answers exactly as the base model)."""
     from peft import LoraConfig, get_peft_model
 
-    from ops.vlm import load_vlm
+    from ops.model.vlm import load_vlm
 
     root = tmp_path_factory.mktemp("evaluation") / "root"
     for folder in ("scenes", "dataset"):
@@ -35,9 +35,12 @@ def storage_root(eval_data, tiny_model_dir, tmp_path_factory):
 
 def _materialize(root, instance, **config):
     run_config = {"ops": {"predictions": {"config": {"max_new_tokens": 4, "limit": LIMIT, **config}}}}
-    return dg.materialize([predictions, eval_scores], instance=instance, run_config=run_config,
-                          resources={"storage": StorageRoot(root=str(root)),
-                                     "base_model_source": BaseModelSource()})  # fmt: skip
+    return dg.materialize(
+        [predictions, eval_scores],
+        instance=instance,
+        run_config=run_config,
+        resources={"storage": StorageRoot(root=str(root)), "base_model_source": BaseModelSource()},
+    )
 
 
 @pytest.mark.slow
@@ -52,7 +55,8 @@ def test_predictions_and_scores_for_every_run_and_benchmark(storage_root):
     scores_dir = storage_root / "evaluation" / "scores"
     for run in runs:
         assert sorted(p.stem for p in (scores_dir / run).glob("*.json")) == sorted(
-            ["scanqa", "sqa3d", "scanrefer", "multi3drefer", "scan2cap"])  # fmt: skip
+            ["scanqa", "sqa3d", "scanrefer", "multi3drefer", "scan2cap"]
+        )
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
     assert checks["all_benchmarks_scored"].passed
     assert checks["finetuned_matches_base"].passed  # the zero-initialised adapter answers as the base model does
@@ -61,12 +65,14 @@ def test_predictions_and_scores_for_every_run_and_benchmark(storage_root):
     assert "| scanqa | cider | 96.3 |" in table and "finetuned_marked" in table and "base_marked" in table
     assert "no_bev" in metadata["ablation"].value and "unmarked" in metadata["ablation"].value
     assert {"scanqa/cider", "sqa3d/em", "scanrefer/acc@0.25", "multi3drefer/f1@0.25", "scan2cap/cider@0.50"} <= set(
-        metadata)  # fmt: skip
+        metadata
+    )
 
     # A second materialisation resumes: nothing new is generated, the same files come out.
     def files():
-        return {run: (storage_root / "evaluation" / "predictions" / run / "predictions.jsonl").read_bytes()
-                for run in runs}  # fmt: skip
+        return {
+            run: (storage_root / "evaluation" / "predictions" / run / "predictions.jsonl").read_bytes() for run in runs
+        }
 
     before = files()
     again = _materialize(storage_root, instance)

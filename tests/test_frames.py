@@ -13,8 +13,8 @@ import cv2
 import numpy as np
 import pytest
 
-from ops.atomic import canonical_json
-from ops.frames import (
+from ops.core.atomic import canonical_json
+from ops.prompts.frames import (
     FrameCamera,
     ObjectPoints,
     composite_grid,
@@ -28,8 +28,8 @@ from ops.frames import (
     visible_markers,
     visible_object_ids,
 )
-from ops.markers import marker_color
-from ops.visual_prompts import write_frames
+from ops.prompts.markers import marker_color
+from ops.prompts.writer import write_frames
 
 WIDTH, HEIGHT = 640, 480
 K = np.array([[500.0, 0.0, 319.5], [0.0, 500.0, 239.5], [0.0, 0.0, 1.0]])
@@ -185,7 +185,7 @@ def test_composite_grid_layout():
 
 
 def _reference_markers(coord, instance, pose, k_depth, depth, shift, size, k_image, min_points=10, tolerance=0.1):
-    """The marker rules of ops.frames written out point by point with ``project_points``, no culling."""
+    """The marker rules of ops.prompts.frames written out point by point with ``project_points``, no culling."""
     width, height = size
     uv_depth, z, in_depth = project_points(coord, pose, k_depth, depth.shape[1], depth.shape[0])
     uv_image, _, in_image = project_points(coord, pose, k_image, width, height)
@@ -251,7 +251,6 @@ class Frame:
 
 def test_write_frames_files_and_json(tmp_path):
     coord, instance, depth = _scene()
-    objects = ObjectPoints(coord, instance)
     rgb = np.full((HEIGHT, WIDTH, 3), 90, np.uint8)
     frames = [Frame(12, rgb, depth, POSE), Frame(40, rgb, np.zeros_like(depth), POSE)]
     metas = [

@@ -7,8 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from ops.errors import SceneInputError
-from ops.inference import (
+from ops.core.errors import SceneInputError
+from ops.metrics.eval_sets import load_eval_set, read_predictions, score_suite
+from ops.model.inference import (
     InferenceSettings,
     chunk_path,
     chunk_rows,
@@ -19,8 +20,7 @@ from ops.inference import (
     run_inference,
     vlm_answerer,
 )
-from ops.metrics.eval_sets import load_eval_set, read_predictions, score_suite
-from ops.vlm import load_vlm
+from ops.model.vlm import load_vlm
 
 MAX_NEW_TOKENS = 6
 
@@ -54,15 +54,17 @@ def test_chunked_runs_merge_to_the_single_run_file(eval_data, vlm, tmp_path):
     eval_dir = eval_data.eval_dirs["marked"]
     whole = tmp_path / "whole" / "predictions.jsonl"
     limit = 14  # a prefix of the eval set keeps the test short; ``limit`` applies before chunking
-    stats = run_inference(vlm, eval_dir, whole, InferenceSettings(batch_size=8, max_new_tokens=MAX_NEW_TOKENS,
-                                                                  limit=limit))  # fmt: skip
+    stats = run_inference(
+        vlm, eval_dir, whole, InferenceSettings(batch_size=8, max_new_tokens=MAX_NEW_TOKENS, limit=limit)
+    )
     rows = read_eval_rows(eval_dir)[:limit]
     assert (stats.rows, stats.skipped, stats.generated) == (limit, 0, limit)
     chunks = []
     for index in range(2):
         path = chunk_path(tmp_path / "chunks", 2, index)
-        settings = InferenceSettings(batch_size=3, max_new_tokens=MAX_NEW_TOKENS, num_chunks=2, chunk_index=index,
-                                     limit=limit)  # fmt: skip
+        settings = InferenceSettings(
+            batch_size=3, max_new_tokens=MAX_NEW_TOKENS, num_chunks=2, chunk_index=index, limit=limit
+        )
         assert run_inference(vlm, eval_dir, path, settings).generated == len(chunk_rows(rows, 2, index))
         chunks.append(path)
     merged = tmp_path / "merged.jsonl"
@@ -114,18 +116,30 @@ def test_batched_answers_equal_unbatched(eval_data, vlm):
 
 
 def test_gold_answers_score_perfectly_on_grounding(eval_data, tmp_path):
-    from ops.shards import iter_rows
+    from ops.dataset.shards import iter_rows
 
     eval_dir = eval_data.eval_dirs["marked"]
     lines = []
     for row in iter_rows(eval_dir, columns=("sample_id", "scene_id", "task", "messages")):
         gold = row["messages"][1]["content"]
-        lines.append(json.dumps({"scene_id": row["scene_id"], "sample_id": row["sample_id"], "task": row["task"],
-                                 "prompt": "", "answer": gold, "parsed_ids": []}) + "\n")  # fmt: skip
+        lines.append(
+            json.dumps(
+                {
+                    "scene_id": row["scene_id"],
+                    "sample_id": row["sample_id"],
+                    "task": row["task"],
+                    "prompt": "",
+                    "answer": gold,
+                    "parsed_ids": [],
+                }
+            )
+            + "\n"
+        )
     path = tmp_path / "gold.jsonl"
     path.write_text("".join(lines))
-    scores = score_suite(load_eval_set(eval_dir, eval_data.root), read_predictions(path),
-                         tasks=("sqa3d", "scanrefer", "multi3drefer"))  # fmt: skip
+    scores = score_suite(
+        load_eval_set(eval_dir, eval_data.root), read_predictions(path), tasks=("sqa3d", "scanrefer", "multi3drefer")
+    )
     assert scores["sqa3d"]["em"] == 1.0
     assert scores["scanrefer"]["acc@0.50"] == 1.0 and scores["multi3drefer"]["f1@0.50"] == 1.0
 

@@ -8,15 +8,15 @@ import numpy as np
 import pytest
 import torch
 
-from ops.errors import SceneInputError
-from ops.instances import (
+from ops.core.errors import SceneInputError
+from ops.prompts.instances import (
     box_from_points,
     box_iou_3d,
     instances_from_clusters,
     instances_from_gt,
     instances_from_proposals,
 )
-from ops.visual_prompts import write_instances
+from ops.prompts.writer import write_instances
 
 
 def _grid_box(low, high, step=0.05) -> np.ndarray:

@@ -63,6 +63,7 @@ def test_caption_metrics_match_pycocoevalcap_and_hand_values(scorer, direct_mete
     precisions = [6 / 7, 2 / 4, 1 / 2, 1e-15 / (1 + 1e-9)]
     for n in range(1, 5):
         assert ours[f"bleu{n}"] == pytest.approx(brevity * np.prod(precisions[:n]) ** (1 / n), rel=1e-6)
+
     # ROUGE-L (beta 1.2): q0 best precision 2/2 and recall 2/4 ("brown chair" in "a brown wooden chair"),
     # q1 LCS 4: precision 4/4, recall 4/7; q2 0.
     def rouge(p: float, r: float) -> float:

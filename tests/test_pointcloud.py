@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from ops.pointcloud import pointcloud_from_fusion, pointcloud_from_mesh
-from ops.visual_prompts import write_pointcloud
+from ops.prompts.pointcloud import pointcloud_from_fusion, pointcloud_from_mesh
+from ops.prompts.writer import write_pointcloud
 
 DEPTH_SIZE = (80, 60)  # width, height
 K_DEPTH = np.array([[60.0, 0.0, 39.5], [0.0, 60.0, 29.5], [0.0, 0.0, 1.0]])

@@ -1,5 +1,5 @@
-"""``ops.scannet``: the readers against ScanNet files written by hand (``fixtures_scannet``), the axis alignment of
-mesh and poses against values worked out by hand, the two frame layouts against each other, and bad input."""
+"""``ops.scannet.scene``: the readers against ScanNet files written by hand (``fixtures_scannet``), the axis alignment
+of mesh and poses against values worked out by hand, the two frame layouts against each other, and bad input."""
 
 from __future__ import annotations
 
@@ -28,8 +28,8 @@ from fixtures_scannet import (
     ply_bytes,
 )
 
-from ops.errors import SceneInputError
-from ops.scannet import (
+from ops.core.errors import SceneInputError
+from ops.scannet.scene import (
     Mesh,
     SegGroup,
     check_scene_dir,
@@ -151,9 +151,13 @@ def test_vertex_object_ids_edge_cases():
 @pytest.mark.parametrize("reader", [read_segs, read_aggregation])
 @pytest.mark.parametrize(
     ("content", "reason"),
-    [(b'{"segIndices": [1, 2', "malformed .* JSON"), (b"\xff\xfe{}", "not UTF-8"), (b"", "malformed .* JSON"),
-     (b"[1, 2, 3]", "segIndices|segGroups")],
-)  # fmt: skip
+    [
+        (b'{"segIndices": [1, 2', "malformed .* JSON"),
+        (b"\xff\xfe{}", "not UTF-8"),
+        (b"", "malformed .* JSON"),
+        (b"[1, 2, 3]", "segIndices|segGroups"),
+    ],
+)
 def test_bad_json_is_refused_naming_the_file(tmp_path, reader, content, reason):
     path = tmp_path / "bad.json"
     path.write_bytes(content)
@@ -175,13 +179,19 @@ def test_bad_seg_indices_are_refused(tmp_path, segs):
 
 @pytest.mark.parametrize(
     ("groups", "reason"),
-    [([{"objectId": -1, "label": "a", "segments": [1]}], r"segGroups\[0\]"),
-     ([{"objectId": 0, "segments": [1]}], r"segGroups\[0\]"),
-     ([{"objectId": 0, "label": "a", "segments": [1]}, {"objectId": 1, "label": "b", "segments": ["2"]}],
-      r"segGroups\[1\]"),
-     ([{"objectId": 0, "label": "a", "segments": [1]}, {"objectId": 0, "label": "b", "segments": [2]}],
-      "objectId 0 appears in more than one segGroup")],
-)  # fmt: skip
+    [
+        ([{"objectId": -1, "label": "a", "segments": [1]}], r"segGroups\[0\]"),
+        ([{"objectId": 0, "segments": [1]}], r"segGroups\[0\]"),
+        (
+            [{"objectId": 0, "label": "a", "segments": [1]}, {"objectId": 1, "label": "b", "segments": ["2"]}],
+            r"segGroups\[1\]",
+        ),
+        (
+            [{"objectId": 0, "label": "a", "segments": [1]}, {"objectId": 0, "label": "b", "segments": [2]}],
+            "objectId 0 appears in more than one segGroup",
+        ),
+    ],
+)
 def test_bad_seg_groups_are_refused(tmp_path, groups, reason):
     path = tmp_path / "a.json"
     path.write_text(json.dumps({"segGroups": groups}))
@@ -210,13 +220,15 @@ def test_scene_meta_without_alignment_is_identity(tmp_path):
 
 @pytest.mark.parametrize(
     ("content", "reason"),
-    [(b"axisAlignment = 1 0 0\n", "axisAlignment must hold 16 finite numbers, has 3"),
-     (b"axisAlignment = " + b"1 " * 15 + b"x\n", "axisAlignment is not numeric"),
-     (b"axisAlignment = " + b"1 " * 15 + b"nan\n", "axisAlignment must hold 16 finite"),
-     (b"colorWidth = 12.5\ncolorHeight = 4\n", "colorWidth/colorHeight must be positive integers"),
-     (b"fx_color = fast\n", "fx_color is not numeric"),
-     (b"sceneType = \xe9t\xe9\n", "not UTF-8")],
-)  # fmt: skip
+    [
+        (b"axisAlignment = 1 0 0\n", "axisAlignment must hold 16 finite numbers, has 3"),
+        (b"axisAlignment = " + b"1 " * 15 + b"x\n", "axisAlignment is not numeric"),
+        (b"axisAlignment = " + b"1 " * 15 + b"nan\n", "axisAlignment must hold 16 finite"),
+        (b"colorWidth = 12.5\ncolorHeight = 4\n", "colorWidth/colorHeight must be positive integers"),
+        (b"fx_color = fast\n", "fx_color is not numeric"),
+        (b"sceneType = \xe9t\xe9\n", "not UTF-8"),
+    ],
+)
 def test_bad_scene_meta_is_refused_naming_the_file(tmp_path, content, reason):
     path = tmp_path / "s.txt"
     path.write_bytes(content)
@@ -252,7 +264,7 @@ def test_opening_a_scene_reads_only_its_metadata(sens_scene, exported_scene):
     scene = open_scene(sens_scene)  # nothing but <scene>.txt is read here
     assert scene.scene_id == SCENE_ID and scene.source == "sens"
     with pytest.raises(SceneInputError, match="unsupported .sens version") as error:
-        scene.num_frames
+        _ = scene.num_frames
     assert_names(error, files(sens_scene)["sens"])
     with pytest.raises(SceneInputError, match="not a PLY file") as error:
         scene.mesh()
@@ -403,7 +415,7 @@ def test_exported_scene_with_only_depth_intrinsics(exported_scene):
     with open_scene(exported_scene) as scene:
         np.testing.assert_array_equal(scene.depth_intrinsics, INTRINSIC_DEPTH[:3, :3])
         with pytest.raises(SceneInputError, match="not at the depth size") as error:
-            scene.color_intrinsics
+            _ = scene.color_intrinsics
         assert_names(error, exported_scene / "intrinsic" / "intrinsic_color.txt")
     for index in range(NUM_FRAMES):  # colour registered to depth, as some exports ship it
         small = cv2.resize(frame_rgb(index), DEPTH_SIZE, interpolation=cv2.INTER_AREA)[:, :, ::-1]

@@ -1,4 +1,4 @@
-"""``ops.scene_prompts`` artifact checks fail when the artifacts are wrong, not only pass when they are right."""
+"""``ops.prompts.driver`` artifact checks fail when the artifacts are wrong, not only pass when they are right."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from ops.scannet import open_scene
-from ops.scene_prompts import (
+from ops.prompts.driver import (
     PromptSettings,
     check_bev_not_blank,
     check_frames_distinct,
@@ -17,6 +16,7 @@ from ops.scene_prompts import (
     largest_first,
     prepare_scene,
 )
+from ops.scannet.scene import open_scene
 from ops.synthetic import generate_scene
 
 SETTINGS = PromptSettings(n_frames=6, image_resolution=160, bev_long_side=256)
@@ -25,8 +25,9 @@ SETTINGS = PromptSettings(n_frames=6, image_resolution=160, bev_long_side=256)
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
     root = tmp_path_factory.mktemp("scene_prompts")
-    truth = generate_scene(root / "scans", "scene0000_00", seed=4, n_frames=12, color_size=(320, 240),
-                           depth_size=(160, 120))  # fmt: skip
+    truth = generate_scene(
+        root / "scans", "scene0000_00", seed=4, n_frames=12, color_size=(320, 240), depth_size=(160, 120)
+    )
     out = root / "out" / "scene0000_00"
     result = prepare_scene(truth.scene_dir, out, SETTINGS)
     return truth.scene_dir, out, result

@@ -9,14 +9,19 @@ import pytest
 from assets.partitions import partition_range_tags, scene_partitions
 from ops.synthetic import generate_dataset
 from pipelines.definitions import defs
-from pipelines.sensors import scene_discovery_sensor
 from pipelines.schedules import REBUILD_CRON, dataset_rebuild_schedule
+from pipelines.sensors import scene_discovery_sensor
 from resources.storage import StorageRoot
 
 SCENE_KEYS = ["scene_manifest", "point_cloud", "instance_masks", "bev_image", "marked_frames"]
 DATASET_KEYS = ["task_samples", "training_shards", "eval_sets"]
-TINY_PROMPTS = {"n_frames": 4, "image_resolution": 128, "bev_long_side": 256, "bev_marker_size": 16,
-                "frame_marker_size": 10}  # fmt: skip
+TINY_PROMPTS = {
+    "n_frames": 4,
+    "image_resolution": 128,
+    "bev_long_side": 256,
+    "bev_marker_size": 16,
+    "frame_marker_size": 10,
+}
 
 
 class Rebuild:
@@ -50,17 +55,23 @@ class Rebuild:
         stages = [k for k in scene if k != "scene_manifest"]
         if stages:
             partitions = sorted({p for k in stages for p in requested[k]}, key=keys.index)
-            assert [keys.index(p) for p in partitions] == list(range(keys.index(partitions[0]),
-                                                                     keys.index(partitions[-1]) + 1))  # fmt: skip
-            self._run(job, stages, tags=partition_range_tags(partitions[0], partitions[-1]),
-                      run_config={"ops": {"visual_prompts": {"config": TINY_PROMPTS}}})  # fmt: skip
+            assert [keys.index(p) for p in partitions] == list(
+                range(keys.index(partitions[0]), keys.index(partitions[-1]) + 1)
+            )
+            self._run(
+                job,
+                stages,
+                tags=partition_range_tags(partitions[0], partitions[-1]),
+                run_config={"ops": {"visual_prompts": {"config": TINY_PROMPTS}}},
+            )
         rest = [k for k in requested if k not in SCENE_KEYS]
         if rest:
             self._run(job, rest)
 
     def _run(self, job, keys, **kwargs) -> None:
-        result = job.execute_in_process(instance=self.instance, asset_selection=[dg.AssetKey(k) for k in keys],
-                                        raise_on_error=False, **kwargs)  # fmt: skip
+        result = job.execute_in_process(
+            instance=self.instance, asset_selection=[dg.AssetKey(k) for k in keys], raise_on_error=False, **kwargs
+        )
         assert result.success, [str(e.event_specific_data.error) for e in result.all_events if e.is_step_failure]
 
     def materialisations(self) -> dict[tuple[str, str | None], int]:
@@ -78,8 +89,12 @@ class Rebuild:
 def scans(tmp_path, monkeypatch) -> StorageRoot:
     storage = StorageRoot(root=str(tmp_path / "root"))
     generate_dataset(storage.raw_path, n_scenes=3, seed=4, n_frames=20, color_size=(160, 120), depth_size=(80, 60))
-    for name, value in {"GPT4SCENE_ROOT": storage.root, "GPT4SCENE_RAW_ROOT": str(storage.raw_path),
-                        "GPT4SCENE_SCANS_ROOT": "", "GPT4SCENE_RAY_ADDRESS": ""}.items():  # fmt: skip
+    for name, value in {
+        "GPT4SCENE_ROOT": storage.root,
+        "GPT4SCENE_RAW_ROOT": str(storage.raw_path),
+        "GPT4SCENE_SCANS_ROOT": "",
+        "GPT4SCENE_RAY_ADDRESS": "",
+    }.items():
         monkeypatch.setenv(name, value)
     return storage
 
@@ -153,6 +168,7 @@ def test_code_version_change_rebuilds_that_stage_for_every_scene(scans):
             instance.report_runless_asset_event(dg.AssetMaterialization(key, partition=scene))
     rebuild.tick()
     assert rebuild.tick() == {}
+
     def bump_bev(spec: dg.AssetSpec) -> dg.AssetSpec:
         return spec.replace_attributes(code_version="2") if spec.key == dg.AssetKey("bev_image") else spec
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from ops.errors import SceneInputError
+from ops.core.errors import SceneInputError
 from ops.metrics.benchmarks import CaptionItem, QAItem, score_scan2cap, score_scanqa
 from ops.metrics.eval_sets import load_official_annotations, read_predictions, score_suite
 from pipelines.cli import main
@@ -35,34 +35,54 @@ def official(tmp_path):
     """An annotation folder and a predictions folder in GPT4Scene's layout."""
     ann, preds = tmp_path / "annotation", tmp_path / "eval_outputs"
     ann.mkdir()
-    torch.save({SCENE: {"locs": torch.tensor([GT_A, GT_B]), "objects": ["chair", "table"]}},
-               ann / "scannet_val_attributes.pt")  # fmt: skip
+    torch.save(
+        {SCENE: {"locs": torch.tensor([GT_A, GT_B]), "objects": ["chair", "table"]}}, ann / "scannet_val_attributes.pt"
+    )
     torch.save({SCENE: {"locs": torch.tensor([NEAR_A, GT_A, FAR, GT_B])}}, ann / "scannet_mask3d_val_attributes.pt")
     _write(ann / "scanrefer_unique_multiple_lookup.json", {SCENE: {"0": 0, "1": 1}})  # object 0 unique, 1 multiple
     row = {"scene_id": SCENE, "prompt": "...", "ref_captions": []}
     queries = ((0, 0), (1, 0), (2, 1), (3, 1))  # (qid, GT object)
     _write(ann / "scanrefer_mask3d_val.json", [{**row, "qid": q, "obj_id": o} for q, o in queries])
-    _write(ann / "multi3dref_mask3d_val.json", [
-        {**row, "qid": 10, "obj_id": 0, "ref_captions": [], "eval_type": "zt_w_d"},
-        {**row, "qid": 11, "obj_id": 0, "ref_captions": [0, 1], "eval_type": "mt"},
-        {**row, "qid": 12, "obj_id": 1, "ref_captions": [1], "eval_type": "st_w_d"},
-    ])  # fmt: skip
-    _write(ann / "sqa3d_val.json", [
-        {**row, "qid": 20, "obj_id": 0, "ref_captions": ["yes"], "sqa_type": 1},
-        {**row, "qid": 21, "obj_id": 0, "ref_captions": ["two"], "sqa_type": 0},
-        {**row, "qid": 22, "obj_id": 0, "ref_captions": ["brown chair"], "sqa_type": 0},
-    ])  # fmt: skip
+    _write(
+        ann / "multi3dref_mask3d_val.json",
+        [
+            {**row, "qid": 10, "obj_id": 0, "ref_captions": [], "eval_type": "zt_w_d"},
+            {**row, "qid": 11, "obj_id": 0, "ref_captions": [0, 1], "eval_type": "mt"},
+            {**row, "qid": 12, "obj_id": 1, "ref_captions": [1], "eval_type": "st_w_d"},
+        ],
+    )
+    _write(
+        ann / "sqa3d_val.json",
+        [
+            {**row, "qid": 20, "obj_id": 0, "ref_captions": ["yes"], "sqa_type": 1},
+            {**row, "qid": 21, "obj_id": 0, "ref_captions": ["two"], "sqa_type": 0},
+            {**row, "qid": 22, "obj_id": 0, "ref_captions": ["brown chair"], "sqa_type": 0},
+        ],
+    )
 
     def pred(qid, text):
-        return {"scene_id": SCENE, "qid": qid, "gt_id": 0, "pred_id": 0, "prompt": "...", "pred": text,
-                "ref_captions": [], "type_info": ""}  # fmt: skip
+        return {
+            "scene_id": SCENE,
+            "qid": qid,
+            "gt_id": 0,
+            "pred_id": 0,
+            "prompt": "...",
+            "pred": text,
+            "ref_captions": [],
+            "type_info": "",
+        }
 
     # qid 3 is never answered: it falls back to proposal 0 like an answer without an ID.
     _write(preds / "qwenvl_scanrefer" / "predictions_chunk_0.json", [pred(0, "<OBJ001>."), pred(1, "I think so.")])
     _write(preds / "qwenvl_scanrefer" / "predictions_chunk_1.json", [pred(2, "<OBJ003>.")])
-    _write(preds / "qwenvl_multi3dref" / "predictions_chunk_0.json", [
-        pred(10, "No."), pred(11, "Yes. <OBJ001>, <OBJ003>, and <OBJ003>."), pred(12, "Yes. <OBJ042>."),
-    ])  # fmt: skip
+    _write(
+        preds / "qwenvl_multi3dref" / "predictions_chunk_0.json",
+        [
+            pred(10, "No."),
+            pred(11, "Yes. <OBJ001>, <OBJ003>, and <OBJ003>."),
+            pred(12, "Yes. <OBJ042>."),
+        ],
+    )
     _write(preds / "qwenvl_sqa3d" / "predictions_chunk_0.json", [pred(20, "Yes."), pred(21, "2"), pred(22, "Chair.")])
     return ann, preds
 
@@ -76,15 +96,29 @@ def test_official_formats_score_to_hand_computed_values(official, tmp_path, caps
     scores = written["scores"]
     # ScanRefer: q0 GT_A exact (hit, hit); q1 no ID -> proposal 0 NEAR_A (hit, miss); q2 GT_B (hit, hit);
     # q3 unanswered -> NEAR_A against GT_B (miss, miss). q0, q1 unique; q2, q3 multiple.
-    assert scores["scanrefer"] == pytest.approx({
-        "acc@0.25": 3 / 4, "acc@0.50": 2 / 4, "unique_acc@0.25": 1.0, "unique_acc@0.50": 1 / 2,
-        "multiple_acc@0.25": 1 / 2, "multiple_acc@0.50": 1 / 2,
-    })  # fmt: skip
+    assert scores["scanrefer"] == pytest.approx(
+        {
+            "acc@0.25": 3 / 4,
+            "acc@0.50": 2 / 4,
+            "unique_acc@0.25": 1.0,
+            "unique_acc@0.50": 1 / 2,
+            "multiple_acc@0.25": 1 / 2,
+            "multiple_acc@0.50": 1 / 2,
+        }
+    )
     # Multi3DRefer: zero-target "No." 1; mt GT_A, GT_B, GT_B (duplicate kept) -> TP 2, F1 2*2/(3+2); st invalid ID 0.
-    assert scores["multi3drefer"] == pytest.approx({
-        "f1@0.25": 1.8 / 3, "f1@0.50": 1.8 / 3, "zt_w_d_f1@0.25": 1.0, "zt_w_d_f1@0.50": 1.0,
-        "mt_f1@0.25": 0.8, "mt_f1@0.50": 0.8, "st_w_d_f1@0.25": 0.0, "st_w_d_f1@0.50": 0.0,
-    })  # fmt: skip
+    assert scores["multi3drefer"] == pytest.approx(
+        {
+            "f1@0.25": 1.8 / 3,
+            "f1@0.50": 1.8 / 3,
+            "zt_w_d_f1@0.25": 1.0,
+            "zt_w_d_f1@0.50": 1.0,
+            "mt_f1@0.25": 0.8,
+            "mt_f1@0.50": 0.8,
+            "st_w_d_f1@0.25": 0.0,
+            "st_w_d_f1@0.50": 0.0,
+        }
+    )
     # SQA3D: "Yes." -> yes (1, 1); "2" -> two (1, 1); "Chair." -> chair inside brownchair (0, 1).
     assert scores["sqa3d"]["em"] == pytest.approx(2 / 3) and scores["sqa3d"]["em_refined"] == 1.0
     assert scores["sqa3d"]["em_what"] == pytest.approx(1 / 2) and scores["sqa3d"]["em_is"] == 1.0
@@ -104,24 +138,35 @@ def test_official_formats_score_to_hand_computed_values(official, tmp_path, caps
 
 def test_official_captions_match_the_scorers_on_the_same_items(official, caption_scorer):
     ann, _ = official
-    _write(ann / "scan2cap_mask3d_val.json", [
-        {"scene_id": SCENE, "qid": 30, "obj_id": 0, "pred_id": 1, "iou": 1.0, "prompt": "...", "ref_captions": []},
-        {"scene_id": SCENE, "qid": 31, "obj_id": 1, "pred_id": 0, "iou": 0.0, "prompt": "...", "ref_captions": []},
-    ])  # fmt: skip
-    corpus = {f"{SCENE}|0": ["sos A brown chair. eos"], f"{SCENE}|1": ["sos A white table. eos"],
-              f"{SCENE}|2": ["sos A lamp. eos", "sos The lamp is tall. eos"]}  # fmt: skip
+    _write(
+        ann / "scan2cap_mask3d_val.json",
+        [
+            {"scene_id": SCENE, "qid": 30, "obj_id": 0, "pred_id": 1, "iou": 1.0, "prompt": "...", "ref_captions": []},
+            {"scene_id": SCENE, "qid": 31, "obj_id": 1, "pred_id": 0, "iou": 0.0, "prompt": "...", "ref_captions": []},
+        ],
+    )
+    corpus = {
+        f"{SCENE}|0": ["sos A brown chair. eos"],
+        f"{SCENE}|1": ["sos A white table. eos"],
+        f"{SCENE}|2": ["sos A lamp. eos", "sos The lamp is tall. eos"],
+    }
     _write(ann / "scan2cap_val_corpus.json", corpus)
-    _write(ann / "scanqa_val.json", [
-        {"scene_id": SCENE, "qid": 40, "obj_id": 0, "prompt": "...", "ref_captions": ["brown", "dark brown"]},
-        {"scene_id": SCENE, "qid": 41, "obj_id": 0, "prompt": "...", "ref_captions": ["the table"]},
-    ])  # fmt: skip
+    _write(
+        ann / "scanqa_val.json",
+        [
+            {"scene_id": SCENE, "qid": 40, "obj_id": 0, "prompt": "...", "ref_captions": ["brown", "dark brown"]},
+            {"scene_id": SCENE, "qid": 41, "obj_id": 0, "prompt": "...", "ref_captions": ["the table"]},
+        ],
+    )
     suite = load_official_annotations(ann)
     answers = {"scan2cap": {"30": "A brown chair.", "31": "A white table."}, "scanqa": {"40": "Brown.", "41": "Table"}}
     scores = score_suite(suite, answers, caption_scorer, tasks=("scanqa", "scan2cap"))
     proposals, gt = np.array([NEAR_A, GT_A, FAR, GT_B]), np.array([GT_A, GT_B])
-    items = [CaptionItem(f"{SCENE}|0", ("A brown chair.",), 1, proposals, gt[0]),
-             CaptionItem(f"{SCENE}|1", ("A white table.",), 0, proposals, gt[1]),  # NEAR_A vs GT_B: IoU 0
-             CaptionItem(f"{SCENE}|2", ("A lamp.", "The lamp is tall."))]  # fmt: skip
+    items = [
+        CaptionItem(f"{SCENE}|0", ("A brown chair.",), 1, proposals, gt[0]),
+        CaptionItem(f"{SCENE}|1", ("A white table.",), 0, proposals, gt[1]),  # NEAR_A vs GT_B: IoU 0
+        CaptionItem(f"{SCENE}|2", ("A lamp.", "The lamp is tall.")),
+    ]
     expected = score_scan2cap({f"{SCENE}|0": "A brown chair.", f"{SCENE}|1": "A white table."}, items, caption_scorer)
     assert scores["scan2cap"] == pytest.approx(expected, abs=1e-12)
     qa = [QAItem("40", ("brown", "dark brown")), QAItem("41", ("the table",))]
@@ -143,12 +188,23 @@ def test_official_input_errors_name_the_file(official):
 
 @pytest.mark.slow
 def test_our_eval_set_scores_every_metric_of_the_five_benchmarks(eval_data, tmp_path, capsys):
-    from ops.shards import iter_rows
+    from ops.dataset.shards import iter_rows
 
     eval_dir = eval_data.eval_dirs["marked"]
-    lines = [json.dumps({"scene_id": r["scene_id"], "sample_id": r["sample_id"], "task": r["task"], "prompt": "",
-                         "answer": r["messages"][1]["content"], "parsed_ids": []}) + "\n"
-             for r in iter_rows(eval_dir, columns=("sample_id", "scene_id", "task", "messages"))]  # fmt: skip
+    lines = [
+        json.dumps(
+            {
+                "scene_id": r["scene_id"],
+                "sample_id": r["sample_id"],
+                "task": r["task"],
+                "prompt": "",
+                "answer": r["messages"][1]["content"],
+                "parsed_ids": [],
+            }
+        )
+        + "\n"
+        for r in iter_rows(eval_dir, columns=("sample_id", "scene_id", "task", "messages"))
+    ]
     predictions = tmp_path / "predictions.jsonl"
     predictions.write_text("".join(lines))
     # The eval set sits at <root>/dataset/eval/val_marked, so the storage root is found without --root.

@@ -1,5 +1,5 @@
-"""``ops.sens``: the reader against a ``.sens`` packed by hand from the published v4 layout, the writer against the
-same bytes, and every kind of damaged file (truncation, wrong version, absurd counts, corrupt payloads)."""
+"""``ops.scannet.sens``: the reader against a ``.sens`` packed by hand from the published v4 layout, the writer against
+the same bytes, and every kind of damaged file (truncation, wrong version, absurd counts, corrupt payloads)."""
 
 from __future__ import annotations
 
@@ -29,8 +29,8 @@ from fixtures_scannet import (
     zlib_depth_bytes,
 )
 
-from ops.errors import SceneInputError
-from ops.sens import SensFrame, SensHeader, SensReader, encode_color, encode_depth, write_sens
+from ops.core.errors import SceneInputError
+from ops.scannet.sens import SensFrame, SensHeader, SensReader, encode_color, encode_depth, write_sens
 
 
 def write(tmp_path, data: bytes):
@@ -76,8 +76,16 @@ def test_hand_assembled_file_reads_back_exactly(tmp_path):
 
 
 def test_writer_produces_the_published_layout_byte_for_byte(tmp_path):
-    header = SensHeader(*COLOR_SIZE, *DEPTH_SIZE, INTRINSIC_COLOR, INTRINSIC_DEPTH, EXTRINSIC_COLOR, EXTRINSIC_DEPTH,
-                        sensor_name=SENSOR_NAME.decode(), num_frames=NUM_FRAMES)  # fmt: skip
+    header = SensHeader(
+        *COLOR_SIZE,
+        *DEPTH_SIZE,
+        INTRINSIC_COLOR,
+        INTRINSIC_DEPTH,
+        EXTRINSIC_COLOR,
+        EXTRINSIC_DEPTH,
+        sensor_name=SENSOR_NAME.decode(),
+        num_frames=NUM_FRAMES,
+    )
     frames = [SensFrame(POSES[i], jpeg_bytes(i), zlib_depth_bytes(i), *TIMESTAMPS[i]) for i in range(NUM_FRAMES)]
     assert write_sens(tmp_path / "w.sens", header, frames) == NUM_FRAMES
     assert (tmp_path / "w.sens").read_bytes() == assemble_sens().data
@@ -91,8 +99,10 @@ def test_writer_reader_round_trip_is_exact_for_depth_and_poses(tmp_path):
     poses[4, 2, 3] = np.nan
     depths = rng.integers(0, 65536, size=(n, h, w), dtype=np.uint16)
     header = SensHeader(w, h, w, h, np.eye(4), np.eye(4), num_frames=n, depth_shift=1000.0)
-    frames = [SensFrame(poses[i], encode_color(np.full((h, w, 3), 20 * i, np.uint8)), encode_depth(depths[i]))
-              for i in range(n)]  # fmt: skip
+    frames = [
+        SensFrame(poses[i], encode_color(np.full((h, w, 3), 20 * i, np.uint8)), encode_depth(depths[i]))
+        for i in range(n)
+    ]
     write_sens(tmp_path / "r.sens", header, frames)
     with SensReader(tmp_path / "r.sens") as reader:
         np.testing.assert_array_equal(reader.poses(), poses)
@@ -173,9 +183,13 @@ def test_frame_payload_sizes_past_the_end_are_refused(tmp_path):
 
 @pytest.mark.parametrize(
     ("payload", "reason"),
-    [(b"this is not zlib", "does not decompress"), (b"x\x9c" + b"\x00" * 20, "does not decompress"),
-     (zlib_depth_bytes(0)[:-4], "does not decompress"), (encode_depth(np.zeros((3, 3), np.uint16)), "expected")],
-)  # fmt: skip
+    [
+        (b"this is not zlib", "does not decompress"),
+        (b"x\x9c" + b"\x00" * 20, "does not decompress"),
+        (zlib_depth_bytes(0)[:-4], "does not decompress"),
+        (encode_depth(np.zeros((3, 3), np.uint16)), "expected"),
+    ],
+)
 def test_corrupt_depth_payload_is_refused_naming_the_frame(tmp_path, payload, reason):
     payloads = [zlib_depth_bytes(i) for i in range(NUM_FRAMES)]
     payloads[1] = payload

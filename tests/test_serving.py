@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from ops.inference import read_eval_rows, read_prediction_rows
 from ops.metrics.eval_sets import load_eval_set, read_predictions, score_suite
-from ops.zero_shot import build_messages, run_zero_shot
+from ops.model.inference import read_eval_rows, read_prediction_rows
+from ops.model.zero_shot import build_messages, run_zero_shot
 from resources.vlm_client import OpenAIChatClient
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,8 +34,20 @@ def server(tiny_model_dir, tmp_path_factory):
     port = _free_port()
     log = tmp_path_factory.mktemp("serve") / "serve.log"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    command = [sys.executable, "-m", "pipelines.cli", "serve", "--model", str(tiny_model_dir), "--port", str(port),
-               "--name", "tiny", "--max-tokens", "8"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "pipelines.cli",
+        "serve",
+        "--model",
+        str(tiny_model_dir),
+        "--port",
+        str(port),
+        "--name",
+        "tiny",
+        "--max-tokens",
+        "8",
+    ]
     with open(log, "wb") as out:
         process = subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}/v1"
@@ -58,8 +70,12 @@ def server(tiny_model_dir, tmp_path_factory):
 
 
 def _post(base: str, body: dict) -> tuple[int, dict]:
-    request = urllib.request.Request(f"{base}/chat/completions", json.dumps(body).encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})  # fmt: skip
+    request = urllib.request.Request(
+        f"{base}/chat/completions",
+        json.dumps(body).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
             return response.status, json.loads(response.read())
@@ -77,8 +93,8 @@ def test_server_listens_on_loopback_only(server):
 
 
 def test_chat_completion_with_images_matches_local_generation(server, eval_data, tiny_model_dir):
-    from ops.serving import ChatModel, parse_chat_request
-    from ops.vlm import load_vlm
+    from ops.model.serving import ChatModel, parse_chat_request
+    from ops.model.vlm import load_vlm
 
     row = read_eval_rows(eval_data.eval_dirs["marked"])[0]
     messages = build_messages(row, "marked")
@@ -94,8 +110,14 @@ def test_chat_completion_with_images_matches_local_generation(server, eval_data,
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "http://x/a.png"}}]}]},
-         "data: URL"),
+        (
+            {
+                "messages": [
+                    {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "http://x/a.png"}}]}
+                ]
+            },
+            "data: URL",
+        ),
         ({"messages": [{"role": "user", "content": "hi"}], "stream": True}, "stream"),
         ({"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]}, "role 'assistant'"),
         ({"messages": [{"role": "user", "content": "<image> what?"}]}, "must not contain <image>"),
@@ -111,8 +133,9 @@ def test_zero_shot_client_round_trips_through_the_server(server, eval_data, tmp_
     monkeypatch.setenv("GPT4SCENE_TEST_VLM_KEY", "sk-test-secret")
     import dagster as dg
 
-    resource = OpenAIChatClient(base_url=server, model="tiny", api_key=dg.EnvVar("GPT4SCENE_TEST_VLM_KEY"),
-                                max_tokens=8)  # fmt: skip
+    resource = OpenAIChatClient(
+        base_url=server, model="tiny", api_key=dg.EnvVar("GPT4SCENE_TEST_VLM_KEY"), max_tokens=8
+    )
     with dg.build_resources({"vlm": resource}) as resources:
         client = resources.vlm.client()
         assert "sk-test-secret" not in repr(resources.vlm) + repr(client)

@@ -13,17 +13,17 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from ops.annotations import load_benchmarks
-from ops.samples import BuildSettings, build_samples, load_scene_context
-from ops.shards import (
+from ops.dataset.annotations import load_benchmarks
+from ops.dataset.samples import BuildSettings, build_samples, load_scene_context
+from ops.dataset.shards import (
     PARQUET_OPTIONS,
     export_sharegpt,
     iter_rows,
     ordered_samples,
     placeholder_mismatches,
     read_manifest,
-    sharegpt_dataset_info,
     shard_files,
+    sharegpt_dataset_info,
     verify_shards,
     write_shards,
 )
@@ -50,8 +50,15 @@ def _files(out: Path) -> dict[str, bytes]:
 def test_shards_load_with_hf_datasets(built, tmp_path, monkeypatch):
     base, root, samples = built
     out = tmp_path / "train"
-    manifest = write_shards(samples["train"], out, root, "train", "gpt4scene_train", target_shard_bytes=TARGET_BYTES,
-                            metadata={"variant": "marked"})  # fmt: skip
+    manifest = write_shards(
+        samples["train"],
+        out,
+        root,
+        "train",
+        "gpt4scene_train",
+        target_shard_bytes=TARGET_BYTES,
+        metadata={"variant": "marked"},
+    )
     n = len(manifest["files"])
     assert n >= 3
     assert [f["path"] for f in manifest["files"]] == [f"data/train-{i:05d}-of-{n:05d}.parquet" for i in range(n)]
@@ -63,8 +70,9 @@ def test_shards_load_with_hf_datasets(built, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     import datasets
 
-    dataset = datasets.load_dataset("parquet", data_files=shard_files(out), split="train",
-                                    cache_dir=str(tmp_path / "hf" / "cache"))  # fmt: skip
+    dataset = datasets.load_dataset(
+        "parquet", data_files=shard_files(out), split="train", cache_dir=str(tmp_path / "hf" / "cache")
+    )
     assert len(dataset) == len(samples["train"])
     assert set(dataset.column_names) == {"messages", "images", "task", "scene_id", "sample_id"}
     by_id = {s.sample_id: s for s in samples["train"]}
@@ -102,8 +110,9 @@ def test_val_shards_carry_eval_json_and_paths_mode(built, tmp_path):
 def test_rebuild_is_byte_identical_and_content_changes_the_version(built, tmp_path):
     base, root, samples = built
     first = write_shards(samples["train"], tmp_path / "a", root, "train", "t", target_shard_bytes=TARGET_BYTES)
-    again = write_shards(list(reversed(samples["train"])), tmp_path / "b", root, "train", "t",
-                         target_shard_bytes=TARGET_BYTES)  # fmt: skip
+    again = write_shards(
+        list(reversed(samples["train"])), tmp_path / "b", root, "train", "t", target_shard_bytes=TARGET_BYTES
+    )
     assert _files(tmp_path / "a") == _files(tmp_path / "b")
     assert first["data_version"] == again["data_version"]
     meta = pq.ParquetFile(shard_files(tmp_path / "a")[0]).metadata
@@ -125,11 +134,13 @@ def test_rebuild_is_byte_identical_and_content_changes_the_version(built, tmp_pa
     differing = {a["path"] for a, b in zip(before["files"], after["files"]) if a["sha256"] != b["sha256"]}
     holding = {f["path"] for f, s in zip(before["files"], ordered_samples(both, 0)) if s.scene_id == scene_id}
     assert differing == holding and 0 < len(holding) < len(both)
-    other_seed = write_shards(samples["train"], tmp_path / "d", root, "train", "t", target_shard_bytes=TARGET_BYTES,
-                              seed=1)  # fmt: skip
+    other_seed = write_shards(
+        samples["train"], tmp_path / "d", root, "train", "t", target_shard_bytes=TARGET_BYTES, seed=1
+    )
     assert other_seed["data_version"] != first["data_version"]
     assert sorted(pq.read_table(shard_files(tmp_path / "d"))["sample_id"].to_pylist()) == sorted(
-        pq.read_table(shard_files(tmp_path / "a"))["sample_id"].to_pylist())
+        pq.read_table(shard_files(tmp_path / "a"))["sample_id"].to_pylist()
+    )
 
 
 def test_manifest_is_checked_and_stale_shards_do_not_survive(built, tmp_path):
@@ -145,8 +156,10 @@ def test_manifest_is_checked_and_stale_shards_do_not_survive(built, tmp_path):
     shard = out / one["files"][0]["path"]
     shard.write_bytes(shard.read_bytes()[:-1] + b"\x00")
     (out / "data" / "extra.parquet").write_bytes(b"x")
-    assert verify_shards(out) == ["data/extra.parquet: not in the manifest",
-                                  "data/train-00000-of-00001.parquet: sha256 differs from the manifest"]  # fmt: skip
+    assert verify_shards(out) == [
+        "data/extra.parquet: not in the manifest",
+        "data/train-00000-of-00001.parquet: sha256 differs from the manifest",
+    ]
     with pytest.raises(ValueError, match="no samples"):
         write_shards([], tmp_path / "empty", root, "train", "t")
     with pytest.raises(ValueError, match="duplicate sample ids"):
@@ -161,10 +174,12 @@ def test_sharegpt_export_matches_the_official_shape(built, tmp_path):
     rows = json.loads(path.read_text())
     ordered = ordered_samples(samples["train"], 0)
     assert rows[0] == {
-        "conversations": [{"from": "human", "value": ordered[0].user_text},
-                          {"from": "gpt", "value": ordered[0].answer}],
+        "conversations": [
+            {"from": "human", "value": ordered[0].user_text},
+            {"from": "gpt", "value": ordered[0].answer},
+        ],
         "images": ["gpt4scene/" + p for p in ordered[0].images],
-    }  # fmt: skip
+    }
     assert all(r["conversations"][0]["value"].count("<image>") == len(r["images"]) for r in rows)
     entry = sharegpt_dataset_info("gpt4scene_json", "sharegpt.json")["gpt4scene_json"]
     assert entry["file_name"] == "sharegpt.json" and entry["formatting"] == "sharegpt"
@@ -180,8 +195,9 @@ def test_placeholder_mismatches_and_extra_files_are_caught(built, tmp_path):
     manifest = write_shards([*good, bad], out, root, "val", "v", extra_files={"notes.json": b"{}"})
     assert manifest["extra_files"] == [{"path": "notes.json", "sha256": hashlib.sha256(b"{}").hexdigest(), "bytes": 2}]
     assert placeholder_mismatches(out) == (4, ["bad: 10 placeholders for 9 images"])
-    assert [r["sample_id"] for r in iter_rows(out, columns=("sample_id",))] == pq.read_table(
-        shard_files(out))["sample_id"].to_pylist()  # fmt: skip
+    assert [r["sample_id"] for r in iter_rows(out, columns=("sample_id",))] == pq.read_table(shard_files(out))[
+        "sample_id"
+    ].to_pylist()
     (out / "notes.json").write_bytes(b"[]")
     assert verify_shards(out) == ["notes.json: sha256 differs from the manifest"]
     with pytest.raises(ValueError, match="extra file names"):

@@ -1,6 +1,6 @@
 """Synthetic ScanNet scenes: exact file formats, determinism, geometry, alignment and annotation truth.
 
-The checks read the written files back with independent code (numpy, Open3D, ops.sens), not through the writers.
+The checks read the written files back with independent code (numpy, Open3D, ops.scannet.sens), not through the writers.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ import numpy as np
 import open3d as o3d
 import pytest
 
-from ops.errors import SceneInputError
-from ops.scannet_writers import write_exported_frames, write_label_map_tsv, write_scene_meta
-from ops.sens import SensFrame, SensHeader, SensReader, encode_color, encode_depth
+from ops.core.errors import SceneInputError
+from ops.scannet.sens import SensFrame, SensHeader, SensReader, encode_color, encode_depth
+from ops.scannet.writers import write_exported_frames, write_label_map_tsv, write_scene_meta
 from ops.synthetic import ROOM_TYPES, generate_dataset, generate_scene
 from ops.synthetic.annotations import SceneFacts, noun
 from ops.synthetic.catalog import nyu40_id
@@ -37,20 +37,24 @@ TSV_HEADER = (
 )
 SQA_ANNOTATION_KEYS = {"scene_id", "question_id", "question_type", "answer_type", "answers", "position", "rotation"}
 M3DREF_KEYS = {"scene_id", "object_id", "object_ids", "object_name", "ann_id", "description", "token", "eval_type"}
-ANNOTATION_FILES = {
-    f"{name}_{split}{suffix}"
-    for split in ("train", "val")
-    for name, suffix in (
-        ("ScanRefer_filtered", ".json"),
-        ("ScanQA_v1.0", ".json"),
-        ("multi3drefer", ".json"),
-        ("scannetv2", ".txt"),
-    )
-} | {
-    f"v1_balanced_{kind}_{split}_scannetv2.json"
-    for split in ("train", "val")
-    for kind in ("questions", "sqa_annotations")
-} | {"scannetv2-labels.combined.tsv"}
+ANNOTATION_FILES = (
+    {
+        f"{name}_{split}{suffix}"
+        for split in ("train", "val")
+        for name, suffix in (
+            ("ScanRefer_filtered", ".json"),
+            ("ScanQA_v1.0", ".json"),
+            ("multi3drefer", ".json"),
+            ("scannetv2", ".txt"),
+        )
+    }
+    | {
+        f"v1_balanced_{kind}_{split}_scannetv2.json"
+        for split in ("train", "val")
+        for kind in ("questions", "sqa_annotations")
+    }
+    | {"scannetv2-labels.combined.tsv"}
+)
 
 
 @pytest.fixture(scope="module")
@@ -208,7 +212,10 @@ def test_exported_layout_matches_the_sens_stream(tmp_path):
     exported = generate_scene(tmp_path / "exported", "scene0007_00", layout="exported", **args)
     root = exported.scene_dir
     assert sorted(p.name for p in (root / "intrinsic").iterdir()) == [
-        "extrinsic_color.txt", "extrinsic_depth.txt", "intrinsic_color.txt", "intrinsic_depth.txt"
+        "extrinsic_color.txt",
+        "extrinsic_depth.txt",
+        "intrinsic_color.txt",
+        "intrinsic_depth.txt",
     ]
     assert not (root / "scene0007_00.sens").exists()
     k = np.loadtxt(root / "intrinsic" / "intrinsic_depth.txt")
@@ -350,7 +357,7 @@ def test_writers_use_scannet_text_formats(tmp_path):
 
 
 def test_round_trip_through_the_scannet_reader(dataset, tmp_path):
-    scannet = pytest.importorskip("ops.scannet", reason="ops.scannet (the readers) is not in the tree yet")
+    scannet = pytest.importorskip("ops.scannet.scene", reason="ops.scannet.scene (the readers) is not in the tree yet")
     exported = generate_scene(tmp_path, "scene0100_00", seed=4, layout="exported", **SMALL)
     label_map = dataset.out_dir / "annotations" / "scannetv2-labels.combined.tsv"
     for truth, labels in ((dataset.scenes[0], label_map), (exported, None)):

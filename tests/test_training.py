@@ -11,11 +11,11 @@ import pytest
 import torch
 
 from assets.dataset import task_samples, training_shards
-from ops.dataset import train_shards_dir
-from ops.training.data import ShardDataset, row_encoder, training_collator
-from ops.training.recipe import load_recipe
-from ops.training.trainer import answer_token_loss, lora_target_pattern, prepare_model
-from ops.vlm import IGNORE_INDEX, load_vlm
+from ops.dataset.build import train_shards_dir
+from ops.model.training.data import ShardDataset, row_encoder, training_collator
+from ops.model.training.recipe import load_recipe
+from ops.model.training.trainer import answer_token_loss, lora_target_pattern, prepare_model
+from ops.model.vlm import IGNORE_INDEX, load_vlm
 from resources.training import TrainingLauncher, TrainingRun
 
 RECIPES = Path(__file__).resolve().parent.parent / "recipes"
@@ -25,7 +25,12 @@ def test_paper_recipe_matches_gpt4scene_release():
     loaded = load_recipe(RECIPES / "qwen2vl_7b_full_sft.yaml")
     r = loaded.recipe
     assert (r.finetuning_type, r.learning_rate, r.lr_scheduler_type, r.warmup_ratio, r.num_train_epochs) == (
-        "full", 5e-6, "cosine", 0.1, 1.0)
+        "full",
+        5e-6,
+        "cosine",
+        0.1,
+        1.0,
+    )
     assert (r.global_batch_size, r.image_resolution, r.bf16, r.freeze_vision_tower) == (64, 512, True, True)
     assert r.gradient_accumulation(8) == 8 and r.gradient_accumulation(2) == 32
     assert loaded.deepspeed_config["zero_optimization"]["stage"] == 3
@@ -101,8 +106,15 @@ def test_lora_targets_the_language_model_only_unless_the_tower_is_unfrozen(tiny_
     model = prepare_model(vlm.model, recipe)
     wrapped = {n.rsplit(".lora_A", 1)[0] for n, _ in model.named_parameters() if ".lora_A" in n}
     assert wrapped and all("language_model" in n for n in wrapped)
-    assert {n.rsplit(".", 1)[-1] for n in wrapped} == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
-                                                       "up_proj", "down_proj"}  # fmt: skip
+    assert {n.rsplit(".", 1)[-1] for n in wrapped} == {
+        "q_proj",
+        "k_proj",
+        "v_proj",
+        "o_proj",
+        "gate_proj",
+        "up_proj",
+        "down_proj",
+    }
     assert all(not p.requires_grad for n, p in model.named_parameters() if "lora_" not in n)
     (tmp_path / "v.yaml").write_text("finetuning_type: lora\nmax_steps: 1\nfreeze_vision_tower: false\n")
     pattern = lora_target_pattern(load_vlm(tiny_model_dir).model, load_recipe(tmp_path / "v.yaml").recipe)
@@ -112,20 +124,54 @@ def test_lora_targets_the_language_model_only_unless_the_tower_is_unfrozen(tiny_
     assert all(p.requires_grad != ("visual" in n) for n, p in full.named_parameters())
 
 
-RUN = TrainingRun(Path("/data/recipes/r.yaml"), Path("/data/models/base"), Path("/data/dataset/shards/train_marked"),
-                  Path("/data/models/runs/abc"), Path("/data"))  # fmt: skip
-ENTRY = ["--recipe", "/data/recipes/r.yaml", "--model", "/data/models/base",
-         "--shards", "/data/dataset/shards/train_marked", "--run-dir", "/data/models/runs/abc",
-         "--image-root", "/data"]  # fmt: skip
+RUN = TrainingRun(
+    Path("/data/recipes/r.yaml"),
+    Path("/data/models/base"),
+    Path("/data/dataset/shards/train_marked"),
+    Path("/data/models/runs/abc"),
+    Path("/data"),
+)
+ENTRY = [
+    "--recipe",
+    "/data/recipes/r.yaml",
+    "--model",
+    "/data/models/base",
+    "--shards",
+    "/data/dataset/shards/train_marked",
+    "--run-dir",
+    "/data/models/runs/abc",
+    "--image-root",
+    "/data",
+]
 
 
 def test_launcher_commands_wrap_the_same_entry_point():
     torchrun = TrainingLauncher(nproc_per_node=2, python="py").command(RUN, "py", 2, "127.0.0.1", 29600)
-    assert torchrun == ["py", "-m", "torch.distributed.run", "--nnodes=1", "--node_rank=0", "--nproc_per_node=2",
-                        "--master_addr=127.0.0.1", "--master_port=29600", "-m", "resources.training_worker", *ENTRY]  # fmt: skip
+    assert torchrun == [
+        "py",
+        "-m",
+        "torch.distributed.run",
+        "--nnodes=1",
+        "--node_rank=0",
+        "--nproc_per_node=2",
+        "--master_addr=127.0.0.1",
+        "--master_port=29600",
+        "-m",
+        "resources.training_worker",
+        *ENTRY,
+    ]
     ds = TrainingLauncher(launcher="deepspeed").command(RUN, "py", 1, "127.0.0.1", 29601)
-    assert ds == ["py", "-m", "deepspeed.launcher.runner", "--num_gpus=1", "--master_addr=127.0.0.1",
-                  "--master_port=29601", "--module", "resources.training_worker", *ENTRY]  # fmt: skip
+    assert ds == [
+        "py",
+        "-m",
+        "deepspeed.launcher.runner",
+        "--num_gpus=1",
+        "--master_addr=127.0.0.1",
+        "--master_port=29601",
+        "--module",
+        "resources.training_worker",
+        *ENTRY,
+    ]
     with pytest.raises(ValueError, match="launcher must be one of"):
         TrainingLauncher(launcher="mpirun").command(RUN, "py", 1, "127.0.0.1", 1)
 
@@ -133,7 +179,7 @@ def test_launcher_commands_wrap_the_same_entry_point():
 def test_ray_job_submission_runs_the_launcher_with_its_gpus():
     params = TrainingLauncher(backend="ray", nproc_per_node=8, ray_address="http://head:8265").ray_job_params(RUN)
     assert shlex.split(params["entrypoint"])[:3] == ["python", "-m", "torch.distributed.run"]
-    assert shlex.split(params["entrypoint"])[-len(ENTRY):] == ENTRY and "--nproc_per_node=8" in params["entrypoint"]
+    assert shlex.split(params["entrypoint"])[-len(ENTRY) :] == ENTRY and "--nproc_per_node=8" in params["entrypoint"]
     assert params["entrypoint_num_gpus"] == 8 and params["runtime_env"]["env_vars"]["HF_HUB_OFFLINE"] == "1"
     from dagster_ray import PipesRayJobClient
 
@@ -150,9 +196,13 @@ def test_k8s_job_spec_requests_the_gpus_and_rendezvouses_at_pod_zero():
     assert container["image"] == "registry/gpt4scene:1" and pod["subdomain"] == "train-abc"
     assert container["resources"]["limits"] == {"nvidia.com/gpu": 8}
     command = container["command"]
-    assert command[:3] == ["python", "-m", "torch.distributed.run"] and command[-len(ENTRY):] == ENTRY
-    assert {"--nnodes=2", "--nproc_per_node=8", "--node_rank=$(JOB_COMPLETION_INDEX)",
-            "--master_addr=train-abc-0.train-abc"} <= set(command)  # fmt: skip
+    assert command[:3] == ["python", "-m", "torch.distributed.run"] and command[-len(ENTRY) :] == ENTRY
+    assert {
+        "--nnodes=2",
+        "--nproc_per_node=8",
+        "--node_rank=$(JOB_COMPLETION_INDEX)",
+        "--master_addr=train-abc-0.train-abc",
+    } <= set(command)
     assert pod["volumes"][0]["persistentVolumeClaim"]["claimName"] == "gpt4scene-data"
     with pytest.raises(ValueError, match="multi-node runs use the torchrun launcher"):
         TrainingLauncher(launcher="deepspeed", nnodes=2).render_k8s_job(RUN, "x")

@@ -27,9 +27,9 @@ from dagster._utils.test.data_versions import get_stale_status_resolver
 
 from assets.dataset import task_samples, training_shards
 from assets.training import base_model, build_checkpoint_asset
-from ops.dataset import train_shards_dir
-from ops.shards import read_manifest
-from ops.training.trainer import last_complete_checkpoint
+from ops.dataset.build import train_shards_dir
+from ops.dataset.shards import read_manifest
+from ops.model.training.trainer import last_complete_checkpoint
 from resources.storage import StorageRoot
 from resources.training import PROJECT_DIR, BaseModelSource, TrainingLauncher
 
@@ -70,8 +70,15 @@ def _materialize(assets, storage, instance, launcher: TrainingLauncher, **kwargs
 def trained(setup):
     """base_model + checkpoint through torchrun with DeepSpeed ZeRO-2, 16 steps of 2 rows."""
     base, storage, instance = setup
-    recipe = _recipe(base, "torchrun_z2.yaml", per_device_train_batch_size=2, max_steps=16, learning_rate="1.0e-2",
-                     save_steps=8, logging_steps=4)  # fmt: skip
+    recipe = _recipe(
+        base,
+        "torchrun_z2.yaml",
+        per_device_train_batch_size=2,
+        max_steps=16,
+        learning_rate="1.0e-2",
+        save_steps=8,
+        logging_steps=4,
+    )
     checkpoint, checks = build_checkpoint_asset(recipe)
     started = time.perf_counter()
     result = _materialize([base_model, checkpoint, *checks], storage, instance, TrainingLauncher(launcher="torchrun"))
@@ -84,14 +91,17 @@ def test_torchrun_zero2_training_lowers_the_loss_and_records_lineage(trained):
     assert result.success
     metadata = result.asset_materializations_for_node("checkpoint")[0].metadata
     first, final = metadata["first_loss"].value, metadata["final_loss"].value
-    print(f"loss {first:.3f} -> {final:.3f} in {metadata['global_step'].value} steps, "
-          f"{metadata['tokens_per_second'].value} tokens/s, {metadata['samples_per_second'].value} samples/s")
+    print(
+        f"loss {first:.3f} -> {final:.3f} in {metadata['global_step'].value} steps, "
+        f"{metadata['tokens_per_second'].value} tokens/s, {metadata['samples_per_second'].value} samples/s"
+    )
     assert metadata["global_step"].value == 16 and final < first - 3.0
     assert metadata["progress_messages"].value == 5  # rank 0's Pipes messages: steps 1, 4, 8, 12, 16
     assert metadata["loss_curve"].value.startswith("![loss curve](data:image/png;base64,")
     out = storage.root_path / "models" / "checkpoint"
     assert {"adapter_config.json", "adapter_model.safetensors", "lineage.json", "loss_curve.png"} <= {
-        p.name for p in out.iterdir()}
+        p.name for p in out.iterdir()
+    }
     lineage = json.loads((out / "lineage.json").read_text())
     shards_version = read_manifest(train_shards_dir(storage.dataset_dir))["data_version"]
     assert lineage["shards"]["data_version"] == metadata["shards_data_version"].value == shards_version
@@ -100,8 +110,11 @@ def test_torchrun_zero2_training_lowers_the_loss_and_records_lineage(trained):
     assert lineage["final_metrics"]["deepspeed_stage"] == 2 and lineage["final_metrics"]["precision"] == "fp32"
     assert lineage["base_model"]["path"] == str(storage.root_path / "models" / "base")
     assert len(lineage["code_commit"].split("-")[0]) == 40 or lineage["code_commit"] == "unknown"
-    checks_passed = {e.event_specific_data.check_name: e.event_specific_data.passed for e in result.all_events
-                     if e.event_type_value == "ASSET_CHECK_EVALUATION"}  # fmt: skip
+    checks_passed = {
+        e.event_specific_data.check_name: e.event_specific_data.passed
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+    }
     assert checks_passed == {"checkpoint_loads": True, "loss_decreased": True}
     # Dagster recorded the shards' data version as the checkpoint's input.
     record = instance.get_latest_data_version_record(dg.AssetKey("checkpoint"))
@@ -127,9 +140,19 @@ print("ANSWER", repr(tokenizer.decode(out[0, ids.shape[1]:])), out.shape[1] - id
 
 def test_adapter_loads_in_a_fresh_process_with_plain_peft_and_generates(trained):
     storage = trained[0]
-    out = subprocess.run([sys.executable, "-c", FRESH_PROCESS, str(storage.root_path / "models" / "base"),
-                          str(storage.root_path / "models" / "checkpoint")], capture_output=True, text=True,
-                         timeout=120, env={**os.environ, "HF_HUB_OFFLINE": "1"})  # fmt: skip
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            FRESH_PROCESS,
+            str(storage.root_path / "models" / "base"),
+            str(storage.root_path / "models" / "checkpoint"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     answer_line = [line for line in out.stdout.splitlines() if line.startswith("ANSWER")][0]
     assert int(answer_line.rsplit(" ", 1)[1]) >= 1
@@ -139,16 +162,34 @@ def test_full_finetuning_with_zero3_trains_the_language_model_only_and_saves_a_l
     """The entry point run alone (no launcher: it sets up a world of one), full fine-tuning under ZeRO-3."""
     import safetensors.torch
 
-    from ops.vlm import generate, load_vlm
+    from ops.model.vlm import generate, load_vlm
 
     base, storage, _ = setup
     recipe = base / "full_z3.yaml"
-    recipe.write_text(f"finetuning_type: full\ndeepspeed: {DS_Z2.parent / 'ds_z3_config.json'}\nmax_steps: 3\n"
-                      "per_device_train_batch_size: 2\nlearning_rate: 1.0e-3\nlogging_steps: 1\nsave_steps: 100\n")
+    recipe.write_text(
+        f"finetuning_type: full\ndeepspeed: {DS_Z2.parent / 'ds_z3_config.json'}\nmax_steps: 3\n"
+        "per_device_train_batch_size: 2\nlearning_rate: 1.0e-3\nlogging_steps: 1\nsave_steps: 100\n"
+    )
     run_dir = base / "full_run"
-    out = subprocess.run([sys.executable, "-m", "ops.training", "--recipe", str(recipe), "--model", str(tiny_model_dir),
-                          "--shards", str(train_shards_dir(storage.dataset_dir)), "--run-dir", str(run_dir)],
-                         cwd=PROJECT_DIR, capture_output=True, text=True, timeout=240)  # fmt: skip
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ops.model.training",
+            "--recipe",
+            str(recipe),
+            "--model",
+            str(tiny_model_dir),
+            "--shards",
+            str(train_shards_dir(storage.dataset_dir)),
+            "--run-dir",
+            str(run_dir),
+        ],
+        cwd=PROJECT_DIR,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     summary = json.loads((run_dir / "final" / "train_summary.json").read_text())
     assert (summary["deepspeed_stage"], summary["finetuning_type"], summary["global_step"]) == (3, "full", 3)
@@ -166,8 +207,12 @@ def test_checkpoint_goes_stale_when_the_shards_change(setup, trained):
     key = dg.AssetKey("checkpoint")
     assert get_stale_status_resolver(instance, graph_assets).get_status(key) == StaleStatus.FRESH
     before = read_manifest(train_shards_dir(storage.dataset_dir))["data_version"]
-    rebuilt = dg.materialize([task_samples, training_shards], resources={"storage": storage}, instance=instance,
-                             run_config={"ops": {"task_samples": {"config": {"seed": 1}}}})  # fmt: skip
+    rebuilt = dg.materialize(
+        [task_samples, training_shards],
+        resources={"storage": storage},
+        instance=instance,
+        run_config={"ops": {"task_samples": {"config": {"seed": 1}}}},
+    )
     assert rebuilt.success
     assert read_manifest(train_shards_dir(storage.dataset_dir))["data_version"] != before
     resolver = get_stale_status_resolver(instance, graph_assets)
@@ -178,7 +223,7 @@ def test_checkpoint_goes_stale_when_the_shards_change(setup, trained):
 
 def _kill_worker_after(run_dir_parent: Path, old_runs: set[str], step: int, killed: dict) -> None:
     """Wait for a complete checkpoint of at least ``step`` in a new run folder, then SIGKILL the training worker
-    (the leaf process running ops.training under the launcher)."""
+    (the leaf process running ops.model.training under the launcher)."""
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and "pid" not in killed:
         for run_dir in [p for p in run_dir_parent.iterdir() if p.name not in old_runs]:
@@ -196,8 +241,15 @@ def _kill_worker_after(run_dir_parent: Path, old_runs: set[str], step: int, kill
 
 def test_killed_training_fails_the_asset_and_the_next_materialisation_resumes(setup, trained):
     base, storage, instance = setup
-    recipe = _recipe(base, "deepspeed_z2.yaml", per_device_train_batch_size=2, max_steps=12, save_steps=4,
-                     logging_steps=2, learning_rate="1.0e-2")  # fmt: skip
+    recipe = _recipe(
+        base,
+        "deepspeed_z2.yaml",
+        per_device_train_batch_size=2,
+        max_steps=12,
+        save_steps=4,
+        logging_steps=2,
+        learning_rate="1.0e-2",
+    )
     checkpoint, checks = build_checkpoint_asset(recipe)
     launcher = TrainingLauncher(launcher="deepspeed")
     killed: dict = {}
@@ -220,7 +272,7 @@ def test_killed_training_fails_the_asset_and_the_next_materialisation_resumes(se
     (run_dir,) = {p for p in runs.iterdir() if p.name not in runs_before}
     history = json.loads((run_dir / "final" / "train_summary.json").read_text())["log_history"]
     assert [h["step"] for h in history] == [1, 2, 4, 6, 8, 10, 12]  # steps before the kill came from the checkpoint
-    print(f"killed at {killed['checkpoint']}, resumed from {resumed_from}; loss {history[0]['loss']:.3f} -> "
-          f"{history[-1]['loss']:.3f}")
-
-
+    print(
+        f"killed at {killed['checkpoint']}, resumed from {resumed_from}; loss {history[0]['loss']:.3f} -> "
+        f"{history[-1]['loss']:.3f}"
+    )

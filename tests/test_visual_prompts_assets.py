@@ -17,8 +17,15 @@ from assets.visual_prompts import visual_prompts
 from resources.ray import SceneRay
 from resources.storage import StorageRoot
 
-TINY = {"n_scenes": 2, "seed": 3, "n_frames": 30, "color_width": 320, "color_height": 240,
-        "depth_width": 160, "depth_height": 120}  # fmt: skip
+TINY = {
+    "n_scenes": 2,
+    "seed": 3,
+    "n_frames": 30,
+    "color_width": 320,
+    "color_height": 240,
+    "depth_width": 160,
+    "depth_height": 120,
+}
 STAGES = ["point_cloud", "instance_masks", "bev_image", "marked_frames"]
 
 
@@ -27,8 +34,9 @@ def prepared(tmp_path_factory):
     """Two synthetic scenes plus a copy of one whose .sens is truncated, run together in one range run."""
     root = tmp_path_factory.mktemp("vp")
     storage = StorageRoot(root=str(root))
-    assert dg.materialize([synthetic_scenes], resources={"storage": storage},
-                          run_config={"ops": {"synthetic_scenes": {"config": TINY}}}).success  # fmt: skip
+    assert dg.materialize(
+        [synthetic_scenes], resources={"storage": storage}, run_config={"ops": {"synthetic_scenes": {"config": TINY}}}
+    ).success
     good = sorted(p.name for p in storage.scans_dir.iterdir())
     bad = "scene_zz_truncated"
     shutil.copytree(storage.scans_dir / good[0], storage.scans_dir / bad)

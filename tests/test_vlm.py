@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from ops.vlm import (
+from ops.model.vlm import (
     IGNORE_INDEX,
     TinyQwen2VLSpec,
     build_tiny_qwen2vl,
@@ -77,8 +77,10 @@ def test_images_are_capped_on_the_long_side_with_nearest(tmp_path):
 
 
 def test_training_batch_gives_a_finite_loss_and_left_padded_generation_matches_single(vlm):
-    features = [encode_chat(vlm, "<image>Colour?", [_image(5)], answer="Brown."),
-                encode_chat(vlm, "<image><image>Which?", [_image(6), _image(7)], answer="<OBJ001>.")]  # fmt: skip
+    features = [
+        encode_chat(vlm, "<image>Colour?", [_image(5)], answer="Brown."),
+        encode_chat(vlm, "<image><image>Which?", [_image(6), _image(7)], answer="<OBJ001>."),
+    ]
     batch = collate(features, vlm.tokenizer.pad_token_id)
     assert batch["input_ids"].shape[0] == 2 and batch["image_grid_thw"].shape == (3, 3)
     loss = vlm.model(**batch).loss

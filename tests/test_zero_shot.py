@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from ops.inference import read_eval_rows
-from ops.zero_shot import (
+from ops.model.inference import read_eval_rows
+from ops.model.zero_shot import (
     SYSTEM_PROMPT,
     build_messages,
     postprocess_answer,
@@ -42,9 +42,19 @@ def test_postprocess_answer(task, raw, expected):
     assert postprocess_answer(task, raw) == expected
 
 
-@pytest.mark.parametrize(("word", "expected"), [("chairs", "chair"), ("bodies", "body"), ("dishes", "dishes"),
-                                                ("benches", "bench"), ("yes", "yes"), ("bus", "bus"),
-                                                ("this", "this"), ("cups", "cup")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("word", "expected"),
+    [
+        ("chairs", "chair"),
+        ("bodies", "body"),
+        ("dishes", "dishes"),
+        ("benches", "bench"),
+        ("yes", "yes"),
+        ("bus", "bus"),
+        ("this", "this"),
+        ("cups", "cup"),
+    ],
+)
 def test_singular(word, expected):
     assert singular(word) == expected
 

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ops.instances import box_iou_3d
 from ops.metrics.answers import SQA3D_QUESTION_TYPES, answer_match, clean_answer, normalize_prediction
 from ops.metrics.captions import CaptionScorer
 from ops.metrics.grounding import (
@@ -29,6 +28,7 @@ from ops.metrics.grounding import (
     parse_object_ids,
     select_scanrefer_id,
 )
+from ops.prompts.instances import box_iou_3d
 
 IOU_THRESHOLDS: tuple[float, ...] = (0.25, 0.5)
 SCAN2CAP_METRICS: tuple[str, ...] = ("cider", "bleu4", "meteor", "rouge_l")

@@ -3,7 +3,8 @@
 Two kinds of eval set load into one ``EvalSuite`` (the ``score_*`` items of every benchmark, plus the map from a
 prediction's id to its item):
 
-- ours: an eval shard set (``<root>/dataset/eval/val_<variant>/``, ``ops.shards`` layout with the ``eval`` column and
+- ours: an eval shard set (``<root>/dataset/eval/val_<variant>/``, ``ops.dataset.shards`` layout with the ``eval``
+column and
   ``scan2cap_corpus.json``); proposal boxes are read from the ``instances/boxes.npy`` files the rows name (relative to
   the storage root) and must still have the sha256 recorded at build time. Predictions are keyed by ``sample_id``.
 - official: GPT4Scene's / Chat-Scene's validation annotation folder (``evaluate/annotation/``): the task JSONs
@@ -15,7 +16,7 @@ prediction's id to its item):
   keyed by ``qid``.
 
 Prediction files: our JSONL (one ``{scene_id, sample_id, task, prompt, answer, parsed_ids}`` per line, as
-``ops.inference`` writes), or GPT4Scene's outputs: a JSON list of ``{scene_id, qid, gt_id, pred_id, prompt, pred,
+``ops.model.inference`` writes), or GPT4Scene's outputs: a JSON list of ``{scene_id, qid, gt_id, pred_id, prompt, pred,
 ...}`` in ``qwenvl_<task>/predictions_chunk_<i>.json``, given as one file (task from its folder name or ``task=``) or
 as the folder holding the ``qwenvl_<task>/`` folders (all chunks of every task).
 """
@@ -32,8 +33,8 @@ from typing import Any
 
 import numpy as np
 
-from ops.annotations import read_json_file
-from ops.errors import SceneInputError
+from ops.core.errors import SceneInputError
+from ops.dataset.annotations import read_json_file
 from ops.metrics.benchmarks import (
     CaptionItem,
     Multi3DReferItem,
@@ -50,8 +51,13 @@ from ops.metrics.grounding import Fallback
 
 BENCHMARKS: tuple[str, ...] = ("scanqa", "sqa3d", "scanrefer", "multi3drefer", "scan2cap")
 # GPT4Scene's task names (folder ``qwenvl_<task>``, annotation files) → ours.
-OFFICIAL_TASKS = {"scanqa": "scanqa", "sqa3d": "sqa3d", "scanrefer": "scanrefer", "multi3dref": "multi3drefer",
-                  "scan2cap": "scan2cap"}  # fmt: skip
+OFFICIAL_TASKS = {
+    "scanqa": "scanqa",
+    "sqa3d": "sqa3d",
+    "scanrefer": "scanrefer",
+    "multi3dref": "multi3drefer",
+    "scan2cap": "scan2cap",
+}
 OFFICIAL_FILES = {
     "scanqa": "scanqa_val.json",
     "sqa3d": "sqa3d_val.json",
@@ -90,8 +96,9 @@ class EvalSuite:
             known = self.ids[task]
             unknown = sorted(set(answers) - set(known))
             if unknown:
-                raise ValueError(f"{task}: {len(unknown)} predictions match no item of {self.source}, e.g. "
-                                 f"{unknown[:5]}")  # fmt: skip
+                raise ValueError(
+                    f"{task}: {len(unknown)} predictions match no item of {self.source}, e.g. {unknown[:5]}"
+                )
             out[task] = {known[pid]: answer for pid, answer in answers.items()}
         return out
 
@@ -115,15 +122,16 @@ class _BoxFiles:
             except (OSError, ValueError) as exc:
                 raise SceneInputError(scene_id, path, f"cannot read proposal boxes: {exc}") from exc
             if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
-                raise SceneInputError(scene_id, path, "proposal boxes changed since the eval set was built; "
-                                                      "rebuild the eval set")  # fmt: skip
+                raise SceneInputError(
+                    scene_id, path, "proposal boxes changed since the eval set was built; rebuild the eval set"
+                )
             self.cache[rel] = np.asarray(boxes, np.float64).reshape(-1, 6)
         return self.cache[rel]
 
 
 def load_eval_set(eval_dir: str | Path, root: str | Path) -> EvalSuite:
     """The ``EvalSuite`` of one of our eval shard sets; ``root`` is the storage root its box paths are relative to."""
-    from ops.shards import iter_rows
+    from ops.dataset.shards import iter_rows
 
     eval_dir, root = Path(eval_dir), Path(root)
     corpus_path = eval_dir / SCAN2CAP_CORPUS
@@ -137,7 +145,7 @@ def load_eval_set(eval_dir: str | Path, root: str | Path) -> EvalSuite:
         if extra is None:
             raise SceneInputError(scene_id, eval_dir, f"row {sample_id} has no eval fields: not an eval set")
 
-        def proposals() -> np.ndarray:
+        def proposals(scene_id: str = scene_id, extra: dict[str, Any] = extra) -> np.ndarray:
             return boxes.get(scene_id, extra["proposal_boxes"], extra.get("proposal_boxes_sha256"))
 
         if task == "scanqa":
@@ -166,8 +174,9 @@ def load_eval_set(eval_dir: str | Path, root: str | Path) -> EvalSuite:
         for key in sorted(corpus):
             if key in captioned:
                 sample_id, extra, proposal_boxes = captioned[key]
-                items.append(CaptionItem(key, tuple(corpus[key]), int(extra["pred_id"]), proposal_boxes,
-                                         extra["gt_box"]))  # fmt: skip
+                items.append(
+                    CaptionItem(key, tuple(corpus[key]), int(extra["pred_id"]), proposal_boxes, extra["gt_box"])
+                )
                 suite.ids.setdefault("scan2cap", {})[sample_id] = key
             else:
                 items.append(CaptionItem(key, tuple(corpus[key])))
@@ -249,30 +258,48 @@ def load_official_annotations(annotation_dir: str | Path) -> EvalSuite:
                     obj_id = int(row["obj_id"])
                     flag = None if unique is None else unique.get(scene_id, {}).get(str(obj_id))
                     # Without the lookup every description counts as "multiple"; only overall Acc is meaningful.
-                    items.append(ScanReferItem(qid, gt_box(scene_id, obj_id), boxes(proposals, OFFICIAL_PROPOSALS,
-                                               scene_id), unique=flag == 0))  # fmt: skip
+                    items.append(
+                        ScanReferItem(
+                            qid,
+                            gt_box(scene_id, obj_id),
+                            boxes(proposals, OFFICIAL_PROPOSALS, scene_id),
+                            unique=flag == 0,
+                        )
+                    )
                     ids[qid] = qid
                 elif task == "multi3drefer":
                     targets = [gt_box(scene_id, int(i)) for i in row["ref_captions"]]
-                    items.append(Multi3DReferItem(qid, np.asarray(targets, np.float64).reshape(-1, 6),
-                                                  boxes(proposals, OFFICIAL_PROPOSALS, scene_id), row["eval_type"]))
+                    items.append(
+                        Multi3DReferItem(
+                            qid,
+                            np.asarray(targets, np.float64).reshape(-1, 6),
+                            boxes(proposals, OFFICIAL_PROPOSALS, scene_id),
+                            row["eval_type"],
+                        )
+                    )
                     ids[qid] = qid
                 else:  # scan2cap: one row per GT object that has a matched proposal
                     obj_id = int(row["obj_id"])
                     key = f"{scene_id}|{obj_id}"
                     if key in captioned:
                         raise ValueError(f"two rows for object {key}")
-                    captioned[key] = (int(row["pred_id"]), boxes(proposals, OFFICIAL_PROPOSALS, scene_id),
-                                      gt_box(scene_id, obj_id))  # fmt: skip
+                    captioned[key] = (
+                        int(row["pred_id"]),
+                        boxes(proposals, OFFICIAL_PROPOSALS, scene_id),
+                        gt_box(scene_id, obj_id),
+                    )
                     ids[qid] = key
             except (KeyError, TypeError, ValueError) as exc:
                 if isinstance(exc, SceneInputError):
                     raise
-                raise SceneInputError(row.get("scene_id") if isinstance(row, dict) else None, path,
-                                      f"row {number}: {exc}") from exc  # fmt: skip
+                raise SceneInputError(
+                    row.get("scene_id") if isinstance(row, dict) else None, path, f"row {number}: {exc}"
+                ) from exc
         if task == "scan2cap":
-            corpus = {key: tuple(_strip_sos_eos(c) for c in refs)
-                      for key, refs in read_json_file(folder / OFFICIAL_CORPUS).items()}  # fmt: skip
+            corpus = {
+                key: tuple(_strip_sos_eos(c) for c in refs)
+                for key, refs in read_json_file(folder / OFFICIAL_CORPUS).items()
+            }
             missing = sorted(set(captioned) - set(corpus))
             if missing:
                 raise SceneInputError(None, folder / OFFICIAL_CORPUS, f"objects missing from the corpus: {missing[:5]}")

@@ -2,7 +2,7 @@
 
 Semantics follow GPT4Scene's ``evaluate/utils/eval.py`` (a copy of Chat-Scene's): an answer names proposals by
 ID, the ID selects a proposal box, and the box is compared with the ground-truth box by axis-aligned 3D IoU
-(``ops.instances.box_iou_3d``). Boxes are centre xyz + size xyz, metres.
+(``ops.prompts.instances.box_iou_3d``). Boxes are centre xyz + size xyz, metres.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Literal
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from ops.instances import box_iou_3d
+from ops.prompts.instances import box_iou_3d
 
 OBJECT_ID_PATTERN = re.compile(r"<OBJ(\d{3})>")
 

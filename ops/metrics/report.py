@@ -20,8 +20,13 @@ PAPER_REFERENCE: dict[str, dict[str, float]] = {
     "scan2cap": {"cider@0.50": 86.3, "bleu4@0.50": 40.6, "bleu4@0.25": 43.1},
 }
 # One number per benchmark for comparisons (the asset check, the ablation summary, UI plots).
-HEADLINE: dict[str, str] = {"scanqa": "cider", "sqa3d": "em", "scanrefer": "acc@0.25", "multi3drefer": "f1@0.25",
-                            "scan2cap": "cider@0.50"}  # fmt: skip
+HEADLINE: dict[str, str] = {
+    "scanqa": "cider",
+    "sqa3d": "em",
+    "scanrefer": "acc@0.25",
+    "multi3drefer": "f1@0.25",
+    "scan2cap": "cider@0.50",
+}
 
 
 def _cell(value: float | None) -> str:
@@ -51,8 +56,9 @@ def ablation_table(variants: Mapping[str, Scores]) -> str:
     names = list(variants)
     lines = ["| benchmark | metric | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
     for task, metric in dict.fromkeys(rows):
-        lines.append(f"| {task} | {metric} | " + " | ".join(_cell(variants[n].get(task, {}).get(metric))
-                                                          for n in names) + " |")  # fmt: skip
+        lines.append(
+            f"| {task} | {metric} | " + " | ".join(_cell(variants[n].get(task, {}).get(metric)) for n in names) + " |"
+        )
     return "\n".join(lines)
 
 

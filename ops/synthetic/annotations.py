@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ops.atomic import write_json, write_text
-from ops.scannet_writers import LABEL_TSV_COLUMNS, write_label_map_tsv
+from ops.core.atomic import write_json, write_text
+from ops.scannet.writers import LABEL_TSV_COLUMNS, write_label_map_tsv
 from ops.synthetic.catalog import CATEGORIES, LABEL_TSV_ROWS, PALETTE
 from ops.synthetic.truth import ObjectTruth, SceneTruth
 
@@ -449,9 +449,7 @@ def _situated_questions(sf: SceneFacts, situation: Situation, rng: np.random.Gen
         sector, obj = referable[int(rng.integers(len(referable)))]
         qa.append((f"Which direction should I go to reach the {sf.first_reference(obj)}?", SECTOR_DIRECTION[sector]))
     countable = sorted(
-        label
-        for label in {o.label for _, _, o in seen}
-        if all(s is not None for s, _, o in seen if o.label == label)
+        label for label in {o.label for _, _, o in seen} if all(s is not None for s, _, o in seen if o.label == label)
     )
     if countable:
         label = countable[int(rng.integers(len(countable)))]

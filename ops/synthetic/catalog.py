@@ -41,7 +41,7 @@ FLOOR_PALETTE: dict[str, tuple[int, int, int]] = {
 }
 
 # Rows of ScanNet's scannetv2-labels.combined.tsv for every raw category the generator uses, verbatim
-# (17 tab-separated columns, see ops.scannet_writers.LABEL_TSV_COLUMNS).
+# (17 tab-separated columns, see ops.scannet.writers.LABEL_TSV_COLUMNS).
 LABEL_TSV_ROWS: dict[str, str] = {
     "wall": "1\twall\twall\t8277\t1\t12\twall\twall\tWall\t\t\t\t\tn04546855\twall.n.01\twall\t1",
     "floor": "3\tfloor\tfloor\t1553\t2\t5\tfloor\tfloor\tFloor\t\t\t\t\tn03365592\tfloor.n.01\tfloor\t2",

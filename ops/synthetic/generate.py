@@ -19,8 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ops.atomic import staging_dir
-from ops.scannet_writers import (
+from ops.core.atomic import staging_dir
+from ops.scannet.scene_id import validate_scene_id
+from ops.scannet.sens import SensFrame, SensHeader, encode_color, encode_depth, write_sens
+from ops.scannet.writers import (
     AggregationGroup,
     write_aggregation,
     write_exported_frames,
@@ -28,8 +30,6 @@ from ops.scannet_writers import (
     write_scene_meta,
     write_segs,
 )
-from ops.scene_id import validate_scene_id
-from ops.sens import SensFrame, SensHeader, encode_color, encode_depth, write_sens
 from ops.synthetic.annotations import write_annotations
 from ops.synthetic.render import Camera, RaycastRenderer, camera_path, color_intrinsics, depth_intrinsics
 from ops.synthetic.room import ROOM_TYPES, Room, build_mesh, layout_room

@@ -63,14 +63,21 @@ def cached_scenes(name: str, specs: list[SceneSpec]) -> Path:
         return folder / "scans"
     for stale in BENCH_DIR.glob(f"{name}-*"):
         shutil.rmtree(stale)
-    from ops.atomic import write_json
+    from ops.core.atomic import write_json
     from ops.synthetic import generate_scene
 
     started = time.perf_counter()
     for spec in specs:
         print(f"[bench] generating {spec.scene_id} ({spec.n_frames} frames) into {folder} ...", flush=True)
-        generate_scene(folder / "scans", spec.scene_id, spec.seed, n_frames=spec.n_frames,
-                       color_size=spec.color_size, depth_size=spec.depth_size, scene_type=spec.scene_type)  # fmt: skip
+        generate_scene(
+            folder / "scans",
+            spec.scene_id,
+            spec.seed,
+            n_frames=spec.n_frames,
+            color_size=spec.color_size,
+            depth_size=spec.depth_size,
+            scene_type=spec.scene_type,
+        )
     write_json(done, {"specs": [asdict(s) for s in specs], "seconds": round(time.perf_counter() - started, 1)})
     return folder / "scans"
 
@@ -123,7 +130,7 @@ def _child_pair(raw: Path, out: Path) -> dict[str, Any]:
     is read after the first prepare, before the floor loads anything. Every pass opens the scene anew and writes
     its own folder under ``out``.
     """
-    from ops.scene_prompts import prepare_scene
+    from ops.prompts.driver import prepare_scene
 
     baseline = _maxrss_mib()
     reference = out / "prepare_first" / raw.name
@@ -164,19 +171,29 @@ def _floor_inputs(reference: Path, previews: dict[str, bytes]) -> tuple[Any, ...
     import cv2
     import numpy as np
 
-    from ops.scene_prompts import PromptSettings
+    from ops.prompts.driver import PromptSettings
 
-    arrays = {name: np.load(reference / name) for name in
-              ("pointcloud/coord.npy", "pointcloud/color.npy", "instances/instance.npy", "instances/boxes.npy")}  # fmt: skip
-    documents = {name: json.loads((reference / name).read_text())
-                 for name in ("instances/labels.json", "bev/bev.json", "frames/frames.json")}  # fmt: skip
+    arrays = {
+        name: np.load(reference / name)
+        for name in ("pointcloud/coord.npy", "pointcloud/color.npy", "instances/instance.npy", "instances/boxes.npy")
+    }
+    documents = {
+        name: json.loads((reference / name).read_text())
+        for name in ("instances/labels.json", "bev/bev.json", "frames/frames.json")
+    }
     bev = cv2.imread(str(reference / "bev" / "bev.png"), cv2.IMREAD_COLOR_RGB)
     decoded = [cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR_RGB) for data in previews.values()]
     return PromptSettings(), arrays, documents, bev, decoded
 
 
 def _floor_once(
-    raw: Path, out: Path, settings: Any, arrays: dict[str, Any], documents: dict[str, Any], bev: Any, previews: list[Any]
+    raw: Path,
+    out: Path,
+    settings: Any,
+    arrays: dict[str, Any],
+    documents: dict[str, Any],
+    bev: Any,
+    previews: list[Any],
 ) -> dict[str, Any]:
     """One timed pass of the I/O floor of ``prepare_scene``, writing into ``out``: the reads, decodes, encodes and
     writes it cannot avoid, nothing else.
@@ -185,17 +202,17 @@ def _floor_once(
     a time as ``prepare_scene`` does, the mesh and the annotation files the gt instances come from (segments and
     aggregation JSON); encode every output ``prepare_scene`` writes at the size it wrote it (marked and raw JPEG
     per frame, the BEV PNG, the four ``.npy`` arrays, the three JSON files) and the two UI preview JPEGs, and
-    write the files through ``ops.atomic`` into the four artifact folders (staged folder, fsync + rename, as the
+    write the files through ``ops.core.atomic`` into the four artifact folders (staged folder, fsync + rename, as the
     artifacts are).
     Not timed: the resizes to the saved sizes; the content comes from ``_floor_inputs``.
     """
     import numpy as np
 
-    from ops.atomic import staging_dir, write_bytes, write_json, write_npy
-    from ops.frames import resize_frame, sample_frame_indices
-    from ops.scannet import open_scene, read_aggregation, read_segs
-    from ops.scene_prompts import PREVIEW_JPEG_QUALITY
-    from ops.visual_prompts import encode_jpeg, encode_png
+    from ops.core.atomic import staging_dir, write_bytes, write_json, write_npy
+    from ops.prompts.driver import PREVIEW_JPEG_QUALITY
+    from ops.prompts.frames import resize_frame, sample_frame_indices
+    from ops.prompts.writer import encode_jpeg, encode_png
+    from ops.scannet.scene import open_scene, read_aggregation, read_segs
 
     seconds = {"read_frames": 0.0, "read_mesh_annotations": 0.0, "encode_write": 0.0}
 
@@ -250,7 +267,7 @@ def _floor_once(
 
 def _child_sequence(out_root: Path, raws: list[Path]) -> dict[str, Any]:
     """``prepare_scene`` on ``raws`` one after the other in this process (the plain-process reference for Ray)."""
-    from ops.scene_prompts import prepare_scene
+    from ops.prompts.driver import prepare_scene
 
     start = time.perf_counter()
     task_seconds = {raw.name: sum(prepare_scene(raw, out_root / raw.name).seconds.values()) for raw in raws}
@@ -259,7 +276,7 @@ def _child_sequence(out_root: Path, raws: list[Path]) -> dict[str, Any]:
 
 def _child_profile(raw: Path, out: Path, top: int = 25) -> dict[str, Any]:
     """cProfile of one ``prepare_scene``: the functions with the most own time and the most cumulative time."""
-    from ops.scene_prompts import prepare_scene
+    from ops.prompts.driver import prepare_scene
 
     profiler = cProfile.Profile()
     profiler.enable()
@@ -269,8 +286,10 @@ def _child_profile(raw: Path, out: Path, top: int = 25) -> dict[str, Any]:
 
     def rows(key: int) -> list[list[Any]]:
         items = sorted(stats.stats.items(), key=lambda item: item[1][key], reverse=True)[:top]
-        return [[f"{Path(f).name}:{line}({name})", calls, round(tt, 3), round(ct, 3)]
-                for (f, line, name), (_, calls, tt, ct, _) in items]  # fmt: skip
+        return [
+            [f"{Path(f).name}:{line}({name})", calls, round(tt, 3), round(ct, 3)]
+            for (f, line, name), (_, calls, tt, ct, _) in items
+        ]
 
     return {"total": stats.total_tt, "by_own_time": rows(2), "by_cumulative": rows(3)}
 
@@ -280,7 +299,7 @@ def _child_profile(raw: Path, out: Path, top: int = 25) -> dict[str, Any]:
 
 def _warm_worker(seconds: float) -> int:
     """Import what a scene task imports, then hold the worker a moment so every worker gets one warm-up task."""
-    import ops.scene_prompts  # noqa: F401
+    import ops.prompts.driver  # noqa: F401
 
     time.sleep(seconds)
     return os.getpid()
@@ -296,7 +315,7 @@ def run_ray(scene_dirs: list[Path], out_root: Path, num_cpus: int) -> dict[str, 
     import dagster as dg
     import ray
 
-    from ops.scene_prompts import PromptSettings, largest_first, prepare_scene
+    from ops.prompts.driver import PromptSettings, largest_first, prepare_scene
     from resources.ray import SceneRay
 
     # Ray workers cannot import this file (it is not in a package): ship its functions by value.
@@ -320,8 +339,13 @@ def run_ray(scene_dirs: list[Path], out_root: Path, num_cpus: int) -> dict[str, 
         finally:
             ray.shutdown()
     shutil.rmtree(temp_dir, ignore_errors=True)
-    return {"seconds": seconds, "startup_seconds": startup, "workers": len(worker_pids), "load": os.getloadavg()[0],
-            "task_seconds": {r.scene_id: sum(r.seconds.values()) for r in results}}  # fmt: skip
+    return {
+        "seconds": seconds,
+        "startup_seconds": startup,
+        "workers": len(worker_pids),
+        "load": os.getloadavg()[0],
+        "task_seconds": {r.scene_id: sum(r.seconds.values()) for r in results},
+    }
 
 
 def run_plain(scene_dirs: list[Path], out_root: Path, processes: int) -> dict[str, Any]:
@@ -329,8 +353,10 @@ def run_plain(scene_dirs: list[Path], out_root: Path, processes: int) -> dict[st
     time is the slowest child's, counted after its imports."""
     children = [start_child("sequence", out_root, *scene_dirs[k::processes]) for k in range(processes)]
     results = [collect_child(child) for child in children]
-    return {"seconds": max(r["seconds"] for r in results),
-            "task_seconds": {name: t for r in results for name, t in r["task_seconds"].items()}}  # fmt: skip
+    return {
+        "seconds": max(r["seconds"] for r in results),
+        "task_seconds": {name: t for r in results for name, t in r["task_seconds"].items()},
+    }
 
 
 def warm_page_cache(folder: Path) -> int:
@@ -345,8 +371,11 @@ def warm_page_cache(folder: Path) -> int:
 
 def tree_digest(folder: Path) -> dict[str, str]:
     """sha256 of every file under ``folder`` by relative path (to compare two runs byte for byte)."""
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}  # fmt: skip
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def main(argv: list[str]) -> None:

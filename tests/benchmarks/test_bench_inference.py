@@ -4,7 +4,7 @@ The tiny random Qwen2-VL answers the same 16 rows of a synthetic eval set (9 ima
 at most 16 visual tokens per image) greedily with 16 new tokens, side by side in one run:
 
 - *batch 1*: one ``generate`` call per row;
-- *batch 8*: left-padded batches of 8 (what ``ops.inference`` does by default).
+- *batch 8*: left-padded batches of 8 (what ``ops.model.inference`` does by default).
 
 Throughput is rows per second of the answering alone (images decoded and encoded included, model loading not);
 each setting runs twice and the faster run counts. With a random model every row runs all 16 new tokens (it
@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import time
 
-from ops.inference import read_eval_rows, vlm_answerer
-from ops.vlm import load_vlm
+from ops.model.inference import read_eval_rows, vlm_answerer
+from ops.model.vlm import load_vlm
 
 ROWS = 16
 MAX_NEW_TOKENS = 16

@@ -6,12 +6,12 @@ as Parquet shards with the images embedded (bytes mode) and as the ShareGPT JSON
 JPEG/PNG files read by path, as LLaMA-Factory reads them. Side by side, in one run, on the same rows in the same
 order, samples/s of:
 
-- *shards*: rows read from the Parquet files one row group at a time (``ops.shards.iter_rows``);
+- *shards*: rows read from the Parquet files one row group at a time (``ops.dataset.shards.iter_rows``);
 - *shards via datasets*: the same files through ``datasets.load_dataset("parquet")`` (what LLaMA-Factory does
   with a Parquet dataset; the one-time conversion to its Arrow cache is timed apart);
 - *loose files*: the ShareGPT JSON rows, each image opened by its path under the storage root;
 
-each decoded to model-ready tensors as training does (``ops.vlm.load_image``: PIL decode, RGB, long side capped
+each decoded to model-ready tensors as training does (``ops.model.vlm.load_image``: PIL decode, RGB, long side capped
 at 512 px; then ``Qwen2VLImageProcessorPil`` with Qwen2-VL's default pixel limits → ``pixel_values`` and
 ``image_grid_thw``), and each also read only (bytes in memory, no decode) to show the I/O part alone.
 Each measurement is the best of ``REPEATS``, the routes taking turns in a rotating order; wall time and this
@@ -34,12 +34,12 @@ import pytest
 import torch
 from _bench_util import BENCH_DIR, GENERATOR_SOURCES, warm_page_cache
 
-from ops.atomic import write_json
-from ops.dataset import SampleSettings, ShardSettings, build_dataset, sharegpt_path, train_shards_dir
-from ops.scene_prompts import PromptSettings, prepare_scene
-from ops.shards import iter_rows, shard_files
+from ops.core.atomic import write_json
+from ops.dataset.build import SampleSettings, ShardSettings, build_dataset, sharegpt_path, train_shards_dir
+from ops.dataset.shards import iter_rows, shard_files
+from ops.model.vlm import load_image, preprocess_images
+from ops.prompts.driver import PromptSettings, prepare_scene
 from ops.synthetic import generate_dataset
-from ops.vlm import load_image, preprocess_images
 
 N_ROWS = 32  # rows timed per route (33 images each): one Parquet row group
 REPEATS = 2
@@ -73,8 +73,14 @@ def train_set(tmp_path_factory):
         prepare_scene(raw / "scans" / scene, root / "scenes" / scene, PromptSettings())
     prepared = time.perf_counter() - started
     dataset_dir = base / "dataset"
-    build_dataset(root, raw / "scans", raw / "annotations", dataset_dir, SampleSettings(),
-                  ShardSettings(target_shard_bytes=64 * 2**20, sharegpt_export=True))  # fmt: skip
+    build_dataset(
+        root,
+        raw / "scans",
+        raw / "annotations",
+        dataset_dir,
+        SampleSettings(),
+        ShardSettings(target_shard_bytes=64 * 2**20, sharegpt_export=True),
+    )
     warm_page_cache(base)
     exported = json.loads(sharegpt_path(dataset_dir, "marked").read_text())
     image_bytes = sum((root / path).stat().st_size for row in exported for path in row["images"])
@@ -82,8 +88,10 @@ def train_set(tmp_path_factory):
     size = sum(Path(p).stat().st_size for p in shard_files(shards))
     # Rows of one scene repeat its 33 images; within a row group Parquet's dictionary/zstd store them once, which
     # real data (rows of many scenes per row group) does not allow: the read-only numbers are best cases.
-    print(f"\n[bench] prepared 2 scenes in {prepared:.0f} s; train shards {size / 2**20:.1f} MiB in "
-          f"{len(shard_files(shards))} files for {image_bytes / 2**20:.0f} MiB of per-row image bytes")  # fmt: skip
+    print(
+        f"\n[bench] prepared 2 scenes in {prepared:.0f} s; train shards {size / 2**20:.1f} MiB in "
+        f"{len(shard_files(shards))} files for {image_bytes / 2**20:.0f} MiB of per-row image bytes"
+    )
     return root, shards, sharegpt_path(dataset_dir, "marked"), base
 
 
@@ -112,8 +120,9 @@ def test_loader_throughput_shards_against_loose_files(train_set, tmp_path, monke
     import datasets
 
     started = time.perf_counter()
-    hf_rows = datasets.load_dataset("parquet", data_files=shard_files(shards), split="train",
-                                    cache_dir=str(tmp_path / "hf" / "cache"))  # fmt: skip
+    hf_rows = datasets.load_dataset(
+        "parquet", data_files=shard_files(shards), split="train", cache_dir=str(tmp_path / "hf" / "cache")
+    )
     hf_prepare = time.perf_counter() - started
 
     def shard_images():
@@ -134,14 +143,18 @@ def test_loader_throughput_shards_against_loose_files(train_set, tmp_path, monke
         return [preprocess_images(processor, [load_image(i, MAX_SIDE) for i in images]) for images in images_of()]
 
     def read_only(images_of):
-        return sum(len(image) if isinstance(image, bytes) else len(image.read_bytes())
-                   for images in images_of() for image in images)  # fmt: skip
+        return sum(
+            len(image) if isinstance(image, bytes) else len(image.read_bytes())
+            for images in images_of()
+            for image in images
+        )
 
     # Correctness first (and warm-up): the three routes give the same tensors for the same rows.
     reference = None
     for route, images_of in routes.items():
-        tensors = [preprocess_images(processor, [load_image(i, MAX_SIDE) for i in images])
-                   for images in _take(images_of(), 3)]  # fmt: skip
+        tensors = [
+            preprocess_images(processor, [load_image(i, MAX_SIDE) for i in images]) for images in _take(images_of(), 3)
+        ]
         if reference is None:
             reference = tensors
         for got, want in zip(tensors, reference, strict=True):
@@ -151,8 +164,12 @@ def test_loader_throughput_shards_against_loose_files(train_set, tmp_path, monke
     patches_per_sample = reference[0]["pixel_values"].shape[0]
 
     names = list(routes)
-    best = {(route, mode, clock): float("inf") for route in names for mode in ("decoded", "read")
-            for clock in ("wall", "cpu")}  # fmt: skip
+    best = {
+        (route, mode, clock): float("inf")
+        for route in names
+        for mode in ("decoded", "read")
+        for clock in ("wall", "cpu")
+    }
     for repeat in range(REPEATS):
         for route in names[repeat % len(names) :] + names[: repeat % len(names)]:  # rotate who goes first
             for mode, run in (("decoded", decoded), ("read", read_only)):
@@ -186,6 +203,9 @@ def test_loader_throughput_shards_against_loose_files(train_set, tmp_path, monke
         f"datasets.load_dataset one-time Arrow conversion: {hf_prepare:.1f} s",
         f"rows {n}, 33 images each (1 BEV + 32 frames), {patches_per_sample} patches of "
         f"{reference[0]['pixel_values'].shape[1]} values per sample; {os.cpu_count()} CPUs, load {load[0]:.2f}",
-    ]  # fmt: skip
-    print(f"\n\n=== training loader: rows -> Qwen2-VL model-ready tensors (best of {REPEATS}; page cache warm) ===\n"
-          + "\n".join(lines) + "\n")  # fmt: skip
+    ]
+    print(
+        f"\n\n=== training loader: rows -> Qwen2-VL model-ready tensors (best of {REPEATS}; page cache warm) ===\n"
+        + "\n".join(lines)
+        + "\n"
+    )

@@ -27,9 +27,9 @@ import cv2
 import numpy as np
 import pytest
 
-from ops.frames import sample_frame_indices
-from ops.scannet import open_scene
-from ops.sens import SensFrame, SensHeader, SensReader, decode_color, decode_depth, encode_depth, write_sens
+from ops.prompts.frames import sample_frame_indices
+from ops.scannet.scene import open_scene
+from ops.scannet.sens import SensFrame, SensHeader, SensReader, decode_color, decode_depth, encode_depth, write_sens
 
 SCENE_ID = "scene_bench_sens"
 N_FRAMES = 2000
@@ -58,8 +58,11 @@ def _payload_pool(seed: int) -> tuple[list[bytes], list[bytes]]:
         colors.append(jpeg.tobytes())
         depth = 1500 + 800 * np.sin(du / 50 + 0.1 * i) + 600 * np.cos(dv / 40) + rng.normal(0, 0.7, du.shape)
         depth = depth.astype(np.uint16)
-        holes = cv2.resize((rng.random((DEPTH_SIZE[1] // 8, DEPTH_SIZE[0] // 8)) < 0.1).astype(np.uint8), DEPTH_SIZE,
-                           interpolation=cv2.INTER_NEAREST)  # fmt: skip
+        holes = cv2.resize(
+            (rng.random((DEPTH_SIZE[1] // 8, DEPTH_SIZE[0] // 8)) < 0.1).astype(np.uint8),
+            DEPTH_SIZE,
+            interpolation=cv2.INTER_NEAREST,
+        )
         depth[holes > 0] = 0  # missing measurements come in patches
         depths.append(encode_depth(depth))
     return colors, depths
@@ -155,11 +158,17 @@ def test_sampled_read_against_full_decode(scene_dir):
         (f"in memory: decode the same {N_SAMPLED} (s)", f"{best['in memory']:.3f}", ""),
         (f"all: decode every frame in order, {N_FRAMES} (s)", f"{all_frames:.2f}", ""),
         (f"scene: open_scene + read_frames({N_SAMPLED}) (s)", f"{best['scene']:.3f}", ""),
-        ("all / sampled", f"{speedup:.1f}x",
-         f">= {SPEEDUP_GOAL:.0f}x  {'met' if speedup >= SPEEDUP_GOAL else 'MISSED'}"),
-        ("sampled / in memory", f"{overhead:.2f}x",
-         f"<= {OVERHEAD_GOAL}x  {'met' if overhead <= OVERHEAD_GOAL else 'MISSED'}"),
-    ]  # fmt: skip
+        (
+            "all / sampled",
+            f"{speedup:.1f}x",
+            f">= {SPEEDUP_GOAL:.0f}x  {'met' if speedup >= SPEEDUP_GOAL else 'MISSED'}",
+        ),
+        (
+            "sampled / in memory",
+            f"{overhead:.2f}x",
+            f"<= {OVERHEAD_GOAL}x  {'met' if overhead <= OVERHEAD_GOAL else 'MISSED'}",
+        ),
+    ]
     width = max(len(row[0]) for row in rows)
     lines = [f"{'measurement':<{width}}  {'value':>9}  goal", "-" * (width + 30)]
     lines += [f"{name:<{width}}  {value:>9}  {goal}" for name, value, goal in rows]

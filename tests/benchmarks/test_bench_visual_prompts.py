@@ -82,22 +82,33 @@ def test_scannet_size_scene_against_io_floor(scannet_runs):
     ratio = statistics.median(r["seconds"] / r["floor"]["seconds"] for r in runs)
     first = statistics.median(r["first_seconds"] / r["floor"]["seconds"] for r in runs)
 
-    print(f"\n[bench] ScanNet-size scene: {floor['num_vertices']:,} mesh vertices, {SCANNET_SIZE.n_frames} frames "
-          f"{SCANNET_SIZE.color_size[0]}x{SCANNET_SIZE.color_size[1]} / "
-          f"{SCANNET_SIZE.depth_size[0]}x{SCANNET_SIZE.depth_size[1]}, {best['num_frames']} sampled, "
-          f"{best['num_objects']} objects")  # fmt: skip
-    print("[bench] per child, best prepare_scene / best floor (s): "
-          + ", ".join(f"{r['seconds']:.2f}/{r['floor']['seconds']:.2f}" for r in runs))  # fmt: skip
+    print(
+        f"\n[bench] ScanNet-size scene: {floor['num_vertices']:,} mesh vertices, {SCANNET_SIZE.n_frames} frames "
+        f"{SCANNET_SIZE.color_size[0]}x{SCANNET_SIZE.color_size[1]} / "
+        f"{SCANNET_SIZE.depth_size[0]}x{SCANNET_SIZE.depth_size[1]}, {best['num_frames']} sampled, "
+        f"{best['num_objects']} objects"
+    )
+    print(
+        "[bench] per child, best prepare_scene / best floor (s): "
+        + ", ".join(f"{r['seconds']:.2f}/{r['floor']['seconds']:.2f}" for r in runs)
+    )
     prepare_passes = [t for r in runs for t in r["prepare_passes"]]
     floor_passes = [t for r in runs for t in r["floor_passes"]]
-    print(f"[bench] all steady passes: prepare_scene {min(prepare_passes):.2f}-{max(prepare_passes):.2f} s, "
-          f"floor {min(floor_passes):.2f}-{max(floor_passes):.2f} s; "
-          f"ratio of the two minima {best['seconds'] / floor['seconds']:.2f}x")  # fmt: skip
-    print(f"[bench] first scene of a fresh process: prepare_scene {min(r['first_seconds'] for r in runs):.2f} s at "
-          f"best, median {first:.2f}x its child's best floor")  # fmt: skip
-    print("[bench] I/O floor parts (s): " + ", ".join(f"{k} {v:.2f}" for k, v in floor["parts"].items())
-          + f" ({floor['num_jpegs']} JPEG {floor['jpeg_size'][0]}x{floor['jpeg_size'][1]}, "
-          f"1 PNG {floor['png_size'][0]}x{floor['png_size'][1]}, 4 .npy, 3 JSON, 2 preview JPEG)")  # fmt: skip
+    print(
+        f"[bench] all steady passes: prepare_scene {min(prepare_passes):.2f}-{max(prepare_passes):.2f} s, "
+        f"floor {min(floor_passes):.2f}-{max(floor_passes):.2f} s; "
+        f"ratio of the two minima {best['seconds'] / floor['seconds']:.2f}x"
+    )
+    print(
+        f"[bench] first scene of a fresh process: prepare_scene {min(r['first_seconds'] for r in runs):.2f} s at "
+        f"best, median {first:.2f}x its child's best floor"
+    )
+    print(
+        "[bench] I/O floor parts (s): "
+        + ", ".join(f"{k} {v:.2f}" for k, v in floor["parts"].items())
+        + f" ({floor['num_jpegs']} JPEG {floor['jpeg_size'][0]}x{floor['jpeg_size'][1]}, "
+        f"1 PNG {floor['png_size'][0]}x{floor['png_size'][1]}, 4 .npy, 3 JSON, 2 preview JPEG)"
+    )
     print("[bench] prepare_scene stages (s): " + ", ".join(f"{k} {v:.2f}" for k, v in best["stage_seconds"].items()))
     ROWS.append(("scannet-size scene: prepare_scene, best (s)", f"{best['seconds']:.2f}", ""))
     ROWS.append(("scannet-size scene: I/O floor, best (s)", f"{floor['seconds']:.2f}", ""))
@@ -115,8 +126,10 @@ def test_scannet_size_scene_against_io_floor(scannet_runs):
 
 def test_peak_memory_per_scene(scannet_runs):
     run = max(scannet_runs["runs"], key=lambda r: r["peak_rss_mib"])
-    print(f"\n[bench] peak RSS (fresh process, VmHWM, after its first scene): prepare_scene "
-          f"{run['peak_rss_mib']:.0f} MiB (after imports {run['baseline_rss_mib']:.0f} MiB)")  # fmt: skip
+    print(
+        f"\n[bench] peak RSS (fresh process, VmHWM, after its first scene): prepare_scene "
+        f"{run['peak_rss_mib']:.0f} MiB (after imports {run['baseline_rss_mib']:.0f} MiB)"
+    )
     ROWS.append(("scannet-size scene: peak RSS (MiB)", f"{run['peak_rss_mib']:.0f}", ""))
     ROWS.append(("  of which scene work (MiB)", f"{run['peak_rss_mib'] - run['baseline_rss_mib']:.0f}", ""))
     assert run["peak_rss_mib"] >= run["baseline_rss_mib"] > 0
@@ -136,30 +149,40 @@ def test_ray_two_workers_against_one(tmp_path):
     scans = cached_scenes("ray-fleet", FLEET)
     scene_dirs = [scans / spec.scene_id for spec in FLEET]
     warm_page_cache(scans)
-    runners = {"ray": lambda out, n: run_ray(scene_dirs, out, num_cpus=n),
-               "plain": lambda out, n: run_plain(scene_dirs, out, processes=n)}  # fmt: skip
+    runners = {
+        "ray": lambda out, n: run_ray(scene_dirs, out, num_cpus=n),
+        "plain": lambda out, n: run_plain(scene_dirs, out, processes=n),
+    }
     order = [("ray", 1), ("ray", 2), ("plain", 1), ("plain", 2)]
     rounds = []
     for n in range(RAY_ROUNDS):
-        runs = {key: runners[key[0]](tmp_path / f"round{n}" / f"{key[0]}{key[1]}", key[1])
-                for key in (order if n % 2 == 0 else order[::-1])}  # fmt: skip
+        runs = {
+            key: runners[key[0]](tmp_path / f"round{n}" / f"{key[0]}{key[1]}", key[1])
+            for key in (order if n % 2 == 0 else order[::-1])
+        }
         rounds.append(runs)
     speedups = {kind: [r[(kind, 1)]["seconds"] / r[(kind, 2)]["seconds"] for r in rounds] for kind in runners}
     speedup, reference = (statistics.median(speedups[kind]) for kind in ("ray", "plain"))
-    print(f"\n[bench] Ray over {len(scene_dirs)} scenes ({FLEET[0].n_frames} frames each, ScanNet sizes), "
-          f"{RAY_ROUNDS} rounds; timed from first submit to last result, Ray start-up and worker warm-up excluded; "
-          "each round also runs the scenes in plain processes (1, then 2 at once on alternate scenes)")
+    print(
+        f"\n[bench] Ray over {len(scene_dirs)} scenes ({FLEET[0].n_frames} frames each, ScanNet sizes), "
+        f"{RAY_ROUNDS} rounds; timed from first submit to last result, Ray start-up and worker warm-up excluded; "
+        "each round also runs the scenes in plain processes (1, then 2 at once on alternate scenes)"
+    )
     for n, runs in enumerate(rounds):
         one, two = runs[("ray", 1)], runs[("ray", 2)]
         serial, parallel = sum(one["task_seconds"].values()), sum(two["task_seconds"].values())
-        print(f"[bench] round {n}: Ray 1 worker {one['seconds']:.2f} s (per-scene stage times sum to {serial:.2f} s), "
-              f"2 workers {two['seconds']:.2f} s (sum {parallel:.2f} s, a perfect split {parallel / 2:.2f} s): "
-              f"{speedups['ray'][n]:.2f}x; start-up {one['startup_seconds']:.1f} / {two['startup_seconds']:.1f} s; "
-              f"plain processes {runs[('plain', 1)]['seconds']:.2f} / {runs[('plain', 2)]['seconds']:.2f} s: "
-              f"{speedups['plain'][n]:.2f}x")  # fmt: skip
-    print(f"[bench] speed-up, median of {RAY_ROUNDS} rounds: Ray {speedup:.2f}x, plain processes {reference:.2f}x, "
-          f"on {os.cpu_count()} CPUs shared with the rest of the machine (1-min load average after the last Ray "
-          f"run {rounds[-1][('ray', 2)]['load']:.2f})")  # fmt: skip
+        print(
+            f"[bench] round {n}: Ray 1 worker {one['seconds']:.2f} s (per-scene stage times sum to {serial:.2f} s), "
+            f"2 workers {two['seconds']:.2f} s (sum {parallel:.2f} s, a perfect split {parallel / 2:.2f} s): "
+            f"{speedups['ray'][n]:.2f}x; start-up {one['startup_seconds']:.1f} / {two['startup_seconds']:.1f} s; "
+            f"plain processes {runs[('plain', 1)]['seconds']:.2f} / {runs[('plain', 2)]['seconds']:.2f} s: "
+            f"{speedups['plain'][n]:.2f}x"
+        )
+    print(
+        f"[bench] speed-up, median of {RAY_ROUNDS} rounds: Ray {speedup:.2f}x, plain processes {reference:.2f}x, "
+        f"on {os.cpu_count()} CPUs shared with the rest of the machine (1-min load average after the last Ray "
+        f"run {rounds[-1][('ray', 2)]['load']:.2f})"
+    )
     for k, workers in enumerate(("1 worker", "2 workers")):
         best = min(runs[("ray", k + 1)]["seconds"] for runs in rounds)
         ROWS.append((f"Ray {len(scene_dirs)} scenes, {workers}, best (s)", f"{best:.2f}", ""))
@@ -171,4 +194,3 @@ def test_ray_two_workers_against_one(tmp_path):
     for scene_dir in scene_dirs:
         digests = {str(tree_digest(run_dir / scene_dir.name)) for run_dir in (tmp_path / "round0").iterdir()}
         assert len(digests) == 1, f"{scene_dir.name}: Ray (1 and 2 workers) and plain processes wrote different files"
-

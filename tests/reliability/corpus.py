@@ -10,7 +10,6 @@ from pathlib import Path
 
 from fixtures_scannet import assemble_sens, write_scene
 
-
 SEGS = "_vh_clean_2.0.010000.segs.json"
 
 
@@ -38,8 +37,12 @@ def _json(scene: Path, suffix: str, text_or_bytes) -> None:
 
 
 def _aggregation(scene: Path, groups: list) -> None:
-    doc = {"sceneId": f"scannet.{scene.name}", "appId": "Aggregator.v2", "segGroups": groups,
-           "segmentsFile": f"scannet.{scene.name}_vh_clean_2.0.010000.segs.json"}  # fmt: skip
+    doc = {
+        "sceneId": f"scannet.{scene.name}",
+        "appId": "Aggregator.v2",
+        "segGroups": groups,
+        "segmentsFile": f"scannet.{scene.name}_vh_clean_2.0.010000.segs.json",
+    }
     _json(scene, ".aggregation.json", json.dumps(doc))
 
 

@@ -1,4 +1,4 @@
-"""Writes one shard set with ``ops.shards.write_shards`` (run as a separate process by test_crash_safety.py).
+"""Writes one shard set with ``ops.dataset.shards.write_shards`` (run as a separate process by test_crash_safety.py).
 
 usage: python shard_child.py ROOT OUT_DIR [N]   with N: announce each finished Parquet file on stdout and stop
 after the N-th, so the parent can SIGKILL the writer mid-set at a known point.
@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-import ops.shards
-from ops.atomic import write_bytes
-from ops.samples import Sample
+import ops.dataset.shards
+from ops.core.atomic import write_bytes
+from ops.dataset.samples import Sample
 
 N_IMAGES, N_SAMPLES, IMAGE_BYTES = 24, 96, 48_000
 
@@ -39,7 +39,7 @@ def main() -> None:
     rows = samples(root)
     if len(sys.argv) > 3:
         stop_after, written = int(sys.argv[3]), []
-        write_table = ops.shards.pq.write_table
+        write_table = ops.dataset.shards.pq.write_table
 
         def announced(table, where, **kwargs):
             write_table(table, where, **kwargs)
@@ -48,8 +48,8 @@ def main() -> None:
             if len(written) == stop_after:
                 time.sleep(60)  # the parent kills us here
 
-        ops.shards.pq.write_table = announced
-    ops.shards.write_shards(rows, out_dir, root, "train", "crash_test", target_shard_bytes=600_000)
+        ops.dataset.shards.pq.write_table = announced
+    ops.dataset.shards.write_shards(rows, out_dir, root, "train", "crash_test", target_shard_bytes=600_000)
     print("done", flush=True)
 
 

@@ -1,5 +1,5 @@
-"""``ops.atomic``: a file outside a staging folder is fsynced before it is renamed; inside one, its files are fsynced
-in the background and the folder is renamed only once every one of them is on disk, or not at all."""
+"""``ops.core.atomic``: a file outside a staging folder is fsynced before it is renamed; inside one, its files are
+fsynced in the background and the folder is renamed only once every one of them is on disk, or not at all."""
 
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-import ops.atomic
-from ops.atomic import staging_dir, write_bytes, write_json
+import ops.core.atomic
+from ops.core.atomic import staging_dir, write_bytes, write_json
 
 
 @pytest.fixture
 def fsync_log(monkeypatch):
-    """Records (inode, thread name) of every fsync ``ops.atomic`` makes, then does the real fsync."""
+    """Records (inode, thread name) of every fsync ``ops.core.atomic`` makes, then does the real fsync."""
     log: list[tuple[int, str]] = []
     real_fsync = os.fsync
 
@@ -25,7 +25,7 @@ def fsync_log(monkeypatch):
         log.append((os.fstat(fd).st_ino, threading.current_thread().name))
         real_fsync(fd)
 
-    monkeypatch.setattr(ops.atomic.os, "fsync", recording_fsync)
+    monkeypatch.setattr(ops.core.atomic.os, "fsync", recording_fsync)
     return log
 
 
@@ -39,13 +39,13 @@ def test_a_lone_file_is_fsynced_by_its_writer_before_it_appears(tmp_path, fsync_
 
 def test_every_file_of_a_staging_folder_is_on_disk_before_the_folder_appears(tmp_path, fsync_log, monkeypatch):
     synced_when_renamed: list[set[int]] = []
-    real_replace_dir = ops.atomic.replace_dir
+    real_replace_dir = ops.core.atomic.replace_dir
 
     def recording_replace_dir(tmp_dir, final_dir):
         synced_when_renamed.append({inode for inode, _ in fsync_log})
         real_replace_dir(tmp_dir, final_dir)
 
-    monkeypatch.setattr(ops.atomic, "replace_dir", recording_replace_dir)
+    monkeypatch.setattr(ops.core.atomic, "replace_dir", recording_replace_dir)
     final = tmp_path / "frames"
     with staging_dir(final) as tmp:
         for n in range(100):  # more than MAX_UNSYNCED_FILES
@@ -70,7 +70,7 @@ def test_a_failed_fsync_in_a_staging_folder_keeps_the_previous_version(tmp_path,
             raise OSError(errno.EIO, "Input/output error")
         real_fsync(fd)
 
-    monkeypatch.setattr(ops.atomic.os, "fsync", failing_fsync)
+    monkeypatch.setattr(ops.core.atomic.os, "fsync", failing_fsync)
     with pytest.raises(OSError, match="Input/output error"):
         with staging_dir(final) as tmp:
             write_bytes(tmp / "bev.json", b"{}")
@@ -89,14 +89,14 @@ def test_a_writer_that_outruns_the_disk_holds_a_bounded_number_of_open_files(tmp
         time.sleep(0.002)
         real_fsync(fd)
 
-    monkeypatch.setattr(ops.atomic.os, "fsync", slow_fsync)
+    monkeypatch.setattr(ops.core.atomic.os, "fsync", slow_fsync)
     baseline = len(os.listdir("/proc/self/fd"))
     with staging_dir(tmp_path / "many") as tmp:
         for n in range(300):
             write_bytes(tmp / f"{n}.bin", b"x")
 
     assert len(open_fds) == 300 and len(list((tmp_path / "many").iterdir())) == 300
-    assert max(open_fds) <= baseline + ops.atomic.MAX_UNSYNCED_FILES + 4  # + the listing, the thread's own
+    assert max(open_fds) <= baseline + ops.core.atomic.MAX_UNSYNCED_FILES + 4  # + the listing, the thread's own
     assert len(os.listdir("/proc/self/fd")) <= baseline + 1  # every descriptor closed
 
 
@@ -110,7 +110,7 @@ def test_an_error_in_the_writer_removes_the_staging_folder_and_closes_its_files(
 
     assert list(tmp_path.iterdir()) == []
     assert len(os.listdir("/proc/self/fd")) <= baseline + 1
-    assert not ops.atomic._ACTIVE_STAGING
+    assert not ops.core.atomic._ACTIVE_STAGING
 
 
 def test_a_file_written_beside_a_staging_folder_is_not_deferred(tmp_path, fsync_log):

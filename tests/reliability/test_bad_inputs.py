@@ -16,8 +16,13 @@ from resources.ray import SceneRay
 from resources.storage import StorageRoot
 
 STAGES = ["point_cloud", "instance_masks", "bev_image", "marked_frames"]
-TINY_PROMPTS = {"n_frames": 2, "image_resolution": 96, "bev_long_side": 128, "bev_marker_size": 10,
-                "frame_marker_size": 6}  # fmt: skip
+TINY_PROMPTS = {
+    "n_frames": 2,
+    "image_resolution": 96,
+    "bev_long_side": 128,
+    "bev_marker_size": 10,
+    "frame_marker_size": 6,
+}
 HOSTILE = "../../escape"
 
 
@@ -32,10 +37,14 @@ def bulk(tmp_path_factory):
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions(scene_partitions.name, keys)
     with tempfile.TemporaryDirectory(prefix="g4s-ray-", dir="/tmp") as ray_tmp:
-        result = dg.materialize([visual_prompts], instance=instance, raise_on_error=False,
-                                resources={"storage": storage, "ray_cluster": SceneRay(temp_dir=ray_tmp)},
-                                run_config={"ops": {"visual_prompts": {"config": TINY_PROMPTS}}},
-                                tags=partition_range_tags(keys[0], keys[-1]))  # fmt: skip
+        result = dg.materialize(
+            [visual_prompts],
+            instance=instance,
+            raise_on_error=False,
+            resources={"storage": storage, "ray_cluster": SceneRay(temp_dir=ray_tmp)},
+            run_config={"ops": {"visual_prompts": {"config": TINY_PROMPTS}}},
+            tags=partition_range_tags(keys[0], keys[-1]),
+        )
     failure = next(e for e in result.all_events if e.is_step_failure)
     return storage, instance, result, good, bad, failure.step_failure_data.user_failure_data.metadata
 
@@ -72,8 +81,11 @@ def test_nothing_half_written(bulk):
     scenes = storage.root_path / "scenes"
     leftovers = [p for p in scenes.rglob("*") if p.name.startswith(".")]
     assert not leftovers, leftovers  # no staging folder or temporary file survives a failure
-    required = {"pointcloud": {"coord.npy", "color.npy"}, "instances": {"instance.npy", "boxes.npy", "labels.json"},
-                "bev": {"bev.png", "bev.json"}}  # fmt: skip
+    required = {
+        "pointcloud": {"coord.npy", "color.npy"},
+        "instances": {"instance.npy", "boxes.npy", "labels.json"},
+        "bev": {"bev.png", "bev.json"},
+    }
     for scene_id in bad:
         folder = scenes / scene_id
         assert not (folder / "frames").exists(), scene_id  # every defect stops the scene before its last stage

@@ -17,8 +17,8 @@ import pytest
 
 from assets.partitions import partition_range_tags, scene_partitions
 from assets.visual_prompts import visual_prompts
-from ops.errors import SceneInputError
-from ops.shards import read_manifest, verify_shards
+from ops.core.errors import SceneInputError
+from ops.dataset.shards import read_manifest, verify_shards
 from ops.synthetic import generate_dataset
 from resources.ray import SceneRay
 from resources.storage import StorageRoot
@@ -31,8 +31,9 @@ def write_shards_process(root: Path, out_dir: Path, kill_after_files: int | None
     """Run the shard writer in its own process; with ``kill_after_files`` SIGKILL it once that many Parquet files
     of the set are written. Returns the exit status."""
     args = [sys.executable, str(CHILD), str(root), str(out_dir)] + ([str(kill_after_files)] if kill_after_files else [])
-    child = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, cwd=PROJECT_DIR,
-                             env={**os.environ, "PYTHONPATH": str(PROJECT_DIR)})  # fmt: skip
+    child = subprocess.Popen(
+        args, stdout=subprocess.PIPE, text=True, cwd=PROJECT_DIR, env={**os.environ, "PYTHONPATH": str(PROJECT_DIR)}
+    )
     if kill_after_files:
         for _ in range(kill_after_files):
             line = child.stdout.readline()
@@ -108,10 +109,14 @@ def test_killed_ray_worker_is_retried_and_the_bulk_run_completes(tmp_path):
     killer = threading.Thread(target=kill_first_busy_worker, daemon=True)
     killer.start()
     with tempfile.TemporaryDirectory(prefix="g4s-ray-", dir="/tmp") as ray_tmp:
-        result = dg.materialize([visual_prompts], instance=instance, raise_on_error=False,
-                                resources={"storage": storage, "ray_cluster": SceneRay(temp_dir=ray_tmp)},
-                                run_config={"ops": {"visual_prompts": {"config": {"n_frames": 4}}}},
-                                tags=partition_range_tags(scenes[0], scenes[-1]))  # fmt: skip
+        result = dg.materialize(
+            [visual_prompts],
+            instance=instance,
+            raise_on_error=False,
+            resources={"storage": storage, "ray_cluster": SceneRay(temp_dir=ray_tmp)},
+            run_config={"ops": {"visual_prompts": {"config": {"n_frames": 4}}}},
+            tags=partition_range_tags(scenes[0], scenes[-1]),
+        )
     killer.join(timeout=5)
     assert killed, "no Ray worker was seen running a scene task"
     assert result.success, [str(e.event_specific_data.error) for e in result.all_events if e.is_step_failure]

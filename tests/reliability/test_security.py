@@ -18,7 +18,7 @@ import pytest
 
 from assets.partitions import scene_partitions
 from assets.raw_scans import raw_scan
-from ops.errors import SceneInputError
+from ops.core.errors import SceneInputError
 from pipelines.sensors import discover_scenes, scene_discovery_sensor
 from resources.ray import SceneRay
 from resources.storage import StorageRoot
@@ -27,6 +27,7 @@ from resources.vlm_client import OpenAIChatClient
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(PROJECT_DIR / "tests" / "ui"))
 from uiproc import descendants, listening_addresses  # noqa: E402
+
 HOSTILE = ["..", "../x", "a/b", "a,b", "scene 1", "scène", "a;rm -rf", "$(id)", "x" * 65, ".hidden", ""]
 
 
@@ -76,8 +77,11 @@ def test_sensor_and_observation_refuse_hostile_ids(tmp_path):
     instance.add_dynamic_partitions(scene_partitions.name, ["../../etc", "scene_ok"])
     job = dg.Definitions(assets=[raw_scan], resources={"storage": storage}).resolve_implicit_global_asset_job_def()
     outcome = job.execute_in_process(instance=instance)
-    observed = {e.event_specific_data.asset_observation.partition for e in outcome.all_events
-                if e.event_type_value == "ASSET_OBSERVATION"}  # fmt: skip
+    observed = {
+        e.event_specific_data.asset_observation.partition
+        for e in outcome.all_events
+        if e.event_type_value == "ASSET_OBSERVATION"
+    }
     assert observed == {"scene_ok"}
     assert any("invalid scene id '../../etc'" in r.user_message for r in instance.all_logs(outcome.run_id))
 
@@ -106,8 +110,12 @@ def test_no_unpickling_in_the_source_tree():
 
 
 def test_patterns_catch_what_they_should():
-    unsafe = ["torch.load(path)", "torch.load(path, map_location='cpu')", "pickle.load(f)",
-              "np.load(p, allow_pickle=True)"]
+    unsafe = [
+        "torch.load(path)",
+        "torch.load(path, map_location='cpu')",
+        "pickle.load(f)",
+        "np.load(p, allow_pickle=True)",
+    ]
     safe = ["torch.load(path, weights_only=True)", "np.load(p, allow_pickle=False)"]
     assert all(any(p.search(s) for p, _ in UNSAFE) for s in unsafe)
     assert not any(p.search(s) for p, _ in UNSAFE for s in safe)
@@ -145,15 +153,23 @@ def test_planted_secret_never_reaches_logs_events_or_metadata(tmp_path, monkeypa
     home = tmp_path / "home"
     home.mkdir()
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    resources = {"vlm": OpenAIChatClient(base_url=f"http://127.0.0.1:{server.server_port}/v1", model="probe",
-                                         api_key=dg.EnvVar("GPT4SCENE_VLM_API_KEY"))}  # fmt: skip
+    resources = {
+        "vlm": OpenAIChatClient(
+            base_url=f"http://127.0.0.1:{server.server_port}/v1",
+            model="probe",
+            api_key=dg.EnvVar("GPT4SCENE_VLM_API_KEY"),
+        )
+    }
     with dg.instance_for_test(temp_dir=str(home)) as instance:
         result = dg.materialize([zero_shot_probe], resources=resources, instance=instance)
         assert result.success
         records = instance.all_logs(result.run_id)
         run = instance.get_run_by_id(result.run_id)
-        stored = dg.serialize_value([r.dagster_event for r in records if r.dagster_event]) + json.dumps(
-            [r.user_message for r in records]) + dg.serialize_value(run)  # fmt: skip
+        stored = (
+            dg.serialize_value([r.dagster_event for r in records if r.dagster_event])
+            + json.dumps([r.user_message for r in records])
+            + dg.serialize_value(run)
+        )
     server.shutdown()
     assert _ChatEndpoint.authorizations == [f"Bearer {secret}"]  # the key was really used
     assert secret not in stored

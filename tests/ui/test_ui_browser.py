@@ -52,9 +52,13 @@ def test_materialise_bev_from_the_ui(browser, tmp_path):
     instance = dg.DagsterInstance.from_config(str(home))
     instance.add_dynamic_partitions(scene_partitions.name, [SCENE])
     ray_tmp = tempfile.mkdtemp(prefix="g4s-ray-", dir="/tmp")  # short: Ray's unix sockets allow 107 bytes
-    upstream = dg.materialize([scene_manifest, visual_prompts], partition_key=SCENE, instance=instance,
-                              selection=["scene_manifest", "point_cloud", "instance_masks"],
-                              resources={"storage": storage, "ray_cluster": SceneRay(temp_dir=ray_tmp)})  # fmt: skip
+    upstream = dg.materialize(
+        [scene_manifest, visual_prompts],
+        partition_key=SCENE,
+        instance=instance,
+        selection=["scene_manifest", "point_cloud", "instance_masks"],
+        resources={"storage": storage, "ray_cluster": SceneRay(temp_dir=ray_tmp)},
+    )
     assert upstream.success
     instance.dispose()
     shutil.rmtree(ray_tmp, ignore_errors=True)
@@ -63,10 +67,19 @@ def test_materialise_bev_from_the_ui(browser, tmp_path):
     SCREENSHOTS.mkdir(parents=True)
     server = start_ui(home, root, tmp_path / "ui.log")
     try:
-        env = {**os.environ, "PLAYWRIGHT_CORE": str(NODE_MODULES / "playwright-core"), "CHROMIUM": browser,
-               "USER_DATA_DIR": str(tmp_path / "chromium-profile")}  # fmt: skip
-        driven = subprocess.run(["node", str(DRIVER), server.url, SCENE, str(SCREENSHOTS)], capture_output=True,
-                                text=True, env=env, timeout=400)  # fmt: skip
+        env = {
+            **os.environ,
+            "PLAYWRIGHT_CORE": str(NODE_MODULES / "playwright-core"),
+            "CHROMIUM": browser,
+            "USER_DATA_DIR": str(tmp_path / "chromium-profile"),
+        }
+        driven = subprocess.run(
+            ["node", str(DRIVER), server.url, SCENE, str(SCREENSHOTS)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=400,
+        )
     finally:
         left, seconds = stop_ui(server, signal.SIGINT, timeout=15)  # Ctrl-C, as in a terminal
     lines = driven.stdout.strip().splitlines()

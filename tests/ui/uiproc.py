@@ -114,17 +114,29 @@ def _as_background_job() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def start_ui(dagster_home: Path, root: Path, log: Path, port: int | None = None, env: dict | None = None,
-             timeout: float = 120.0) -> UiServer:  # fmt: skip
+def start_ui(
+    dagster_home: Path, root: Path, log: Path, port: int | None = None, env: dict | None = None, timeout: float = 120.0
+) -> UiServer:
     """``gpt4scene ui`` started like ``make ui &`` from a script (SIGINT ignored, own process group), waiting for
     ``GET /server_info``."""
     port = port or free_port()
-    environment = {**os.environ, "DAGSTER_HOME": str(dagster_home), "GPT4SCENE_ROOT": str(root),
-                   "GPT4SCENE_RAW_ROOT": str(root / "raw"), **(env or {})}  # fmt: skip
+    environment = {
+        **os.environ,
+        "DAGSTER_HOME": str(dagster_home),
+        "GPT4SCENE_ROOT": str(root),
+        "GPT4SCENE_RAW_ROOT": str(root / "raw"),
+        **(env or {}),
+    }
     handle = open(log, "wb")
-    process = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "ui", "--root", str(root), "--port", str(port)],
-                               cwd=PROJECT_DIR, env=environment, stdout=handle, stderr=subprocess.STDOUT,
-                               start_new_session=True, preexec_fn=_as_background_job)  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pipelines.cli", "ui", "--root", str(root), "--port", str(port)],
+        cwd=PROJECT_DIR,
+        env=environment,
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        preexec_fn=_as_background_job,
+    )
     server = UiServer(process, port, log)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

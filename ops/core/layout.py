@@ -1,0 +1,213 @@
+"""Every path under the storage root, in one place.
+
+Nothing else in the project joins folder or file names under the root: the ops, assets, CLI and benchmarks ask these
+classes. The tree (docs/ARCHITECTURE.md, Data contracts):
+
+    <root>/scenes/<scene_id>/            SceneLayout: pointcloud/ instances/ bev/ frames/
+    <root>/dataset/                      DatasetLayout: samples/ shards/train_<variant>/ eval/val_<variant>/ sharegpt/
+    <root>/models/                       ModelsLayout: base/ checkpoint/ runs/<run>/
+    <root>/evaluation/                   EvaluationLayout: predictions/<run>/ scores/
+
+Each artifact folder is written whole to a staging name beside it and renamed into place (``ops.core.atomic``), so
+the paths below name either a complete artifact or nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+MANIFEST = "manifest.json"  # a shard set's manifest, written last
+
+
+@dataclass(frozen=True)
+class SceneLayout:
+    """One scene's artifact folder ``<root>/scenes/<scene_id>/`` (or any folder holding the same four artifacts)."""
+
+    dir: Path
+
+    @property
+    def pointcloud(self) -> Path:
+        return self.dir / "pointcloud"
+
+    @property
+    def coord(self) -> Path:
+        """float32 [P,3], metres, axis-aligned frame."""
+        return self.pointcloud / "coord.npy"
+
+    @property
+    def color(self) -> Path:
+        """uint8 [P,3] RGB."""
+        return self.pointcloud / "color.npy"
+
+    @property
+    def instances(self) -> Path:
+        return self.dir / "instances"
+
+    @property
+    def instance(self) -> Path:
+        """int32 [P] object ID per point, -1 = none."""
+        return self.instances / "instance.npy"
+
+    @property
+    def boxes(self) -> Path:
+        """float32 [K,6] centre xyz, size xyz; object ID k = row k."""
+        return self.instances / "boxes.npy"
+
+    @property
+    def labels(self) -> Path:
+        return self.instances / "labels.json"
+
+    @property
+    def bev(self) -> Path:
+        return self.dir / "bev"
+
+    @property
+    def bev_image(self) -> Path:
+        return self.bev / "bev.png"
+
+    @property
+    def bev_meta(self) -> Path:
+        return self.bev / "bev.json"
+
+    @property
+    def frames(self) -> Path:
+        return self.dir / "frames"
+
+    @property
+    def frames_meta(self) -> Path:
+        return self.frames / "frames.json"
+
+    def frame(self, name: str) -> Path:
+        """A file named in ``frames.json`` (``frame_XX.jpg`` marked, ``raw_XX.jpg`` unmarked)."""
+        return self.frames / name
+
+    @property
+    def stage_dirs(self) -> dict[str, Path]:
+        """The folder each per-scene asset writes, by asset name."""
+        return {
+            "point_cloud": self.pointcloud,
+            "instance_masks": self.instances,
+            "bev_image": self.bev,
+            "marked_frames": self.frames,
+        }
+
+
+def raw_frame_name(marked_name: str) -> str:
+    """``frame_XX.jpg`` → ``raw_XX.jpg``: the same frame without markers."""
+    return marked_name.replace("frame_", "raw_", 1)
+
+
+@dataclass(frozen=True)
+class DatasetLayout:
+    """The training data ``<root>/dataset/`` (or a CLI ``--out`` folder)."""
+
+    dir: Path
+
+    @property
+    def samples(self) -> Path:
+        return self.dir / "samples"
+
+    def samples_file(self, split: str, variant: str) -> Path:
+        """``samples/<split>_<variant>.jsonl``: one sample per line, sorted by sample_id."""
+        return self.samples / f"{split}_{variant}.jsonl"
+
+    @property
+    def samples_index(self) -> Path:
+        """``samples/index.json``, written last by a samples build."""
+        return self.samples / "index.json"
+
+    def samples_corpus(self, split: str, name: str) -> Path:
+        """``samples/<split>_<name>`` (the Scan2Cap reference corpus)."""
+        return self.samples / f"{split}_{name}"
+
+    @property
+    def shards(self) -> Path:
+        return self.dir / "shards"
+
+    def train_shards(self, variant: str = "marked") -> Path:
+        """``shards/train_<variant>/``: the Parquet training shards of one variant."""
+        return self.shards / f"train_{variant}"
+
+    @property
+    def eval(self) -> Path:
+        return self.dir / "eval"
+
+    def eval_set(self, variant: str = "marked") -> Path:
+        """``eval/val_<variant>/``: the evaluation shards of one variant, with the Scan2Cap corpus."""
+        return self.eval / f"val_{variant}"
+
+    def sharegpt(self, variant: str) -> Path:
+        """``sharegpt/train_<variant>.json``: the optional ShareGPT export."""
+        return self.dir / "sharegpt" / f"train_{variant}.json"
+
+
+@dataclass(frozen=True)
+class ModelsLayout:
+    """``<root>/models/``: the default base model, the published checkpoint and trainer runs."""
+
+    dir: Path
+
+    @property
+    def base(self) -> Path:
+        """The tiny random Qwen2-VL when no base model is configured."""
+        return self.dir / "base"
+
+    @property
+    def checkpoint(self) -> Path:
+        """The published checkpoint evaluation loads."""
+        return self.dir / "checkpoint"
+
+    def run(self, name: str) -> Path:
+        """A trainer's working folder (its step checkpoints), kept for resuming."""
+        return self.dir / "runs" / name
+
+
+@dataclass(frozen=True)
+class EvaluationLayout:
+    """``<root>/evaluation/``: predictions per run and the scores."""
+
+    dir: Path
+
+    @property
+    def predictions(self) -> Path:
+        return self.dir / "predictions"
+
+    @property
+    def predictions_index(self) -> Path:
+        return self.predictions / "index.json"
+
+    def prediction_run(self, run: str) -> Path:
+        """One model's answers on one eval set: ``run.json``, ``predictions.jsonl``, chunk files and logs."""
+        return self.predictions / run
+
+    @property
+    def scores(self) -> Path:
+        return self.dir / "scores"
+
+
+@dataclass(frozen=True)
+class StorageLayout:
+    """The whole tree under one artifact root."""
+
+    root: Path
+
+    def scene(self, scene_id: str) -> SceneLayout:
+        """Artifacts of one scene; ``scene_id`` must already be validated (``ops.scannet.scene_id``)."""
+        return SceneLayout(self.scenes_dir / scene_id)
+
+    @property
+    def scenes_dir(self) -> Path:
+        return self.root / "scenes"
+
+    @property
+    def dataset(self) -> DatasetLayout:
+        return DatasetLayout(self.root / "dataset")
+
+    @property
+    def models(self) -> ModelsLayout:
+        return ModelsLayout(self.root / "models")
+
+    @property
+    def evaluation(self) -> EvaluationLayout:
+        return EvaluationLayout(self.root / "evaluation")

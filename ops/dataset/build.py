@@ -1,0 +1,453 @@
+"""The dataset build: benchmark annotations + prepared scenes → samples, training shards and eval sets.
+
+Three stages, each a pure function the Dagster assets (``assets/dataset.py``) and ``gpt4scene shards`` call:
+
+1. ``build_task_samples``: for ``train`` and ``val``, the scenes listed in ``scannetv2_<split>.txt`` that have
+   prepared artifacts (``<root>/scenes/<scene_id>/``) → ``Sample`` rows of every task, one file per variant;
+2. ``build_training_shards``: the train samples of one variant → Parquet shards LLaMA-Factory trains on;
+3. ``build_eval_set``: the val samples of one variant → Parquet shards carrying the evaluation fields, plus the
+   Scan2Cap reference corpus.
+
+Layout under ``dataset_dir`` (``<root>/dataset`` for the assets, ``--out`` for the CLI):
+
+    samples/<split>_<variant>.jsonl      one ``Sample.to_dict()`` per line, sorted by sample_id
+    samples/val_scan2cap_corpus.json     "<scene>|<objectId>" → capitalised reference captions
+    samples/index.json                   written last: settings, variants, per-split scenes/stats/issues
+    shards/train_<variant>/              Parquet shards (``ops.dataset.shards``): data/*.parquet, dataset_info.json,
+                                         manifest.json
+    eval/val_<variant>/                  the same layout with the ``eval`` column and ``scan2cap_corpus.json``
+    sharegpt/train_<variant>.json        optional ShareGPT export (official GPT4Scene shape) + dataset_info.json
+
+A listed scene without an artifact folder is "not prepared"; one whose artifacts do not load is left out with the
+reason (``SceneInputError`` naming scene and file); both are listed in the index, the other scenes go on.
+Annotation rows that do not parse are collected (file and row) into the index, never dropped silently.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from ops.core.atomic import canonical_json, staging_dir, write_bytes, write_json
+from ops.core.errors import SceneInputError
+from ops.dataset.annotations import FILE_NAMES, IMAGE_PLACEHOLDER, load_benchmarks, read_split_scenes
+from ops.dataset.samples import (
+    SPLITS,
+    TASKS,
+    VARIANTS,
+    BuildSettings,
+    Sample,
+    SceneContext,
+    build_samples,
+    load_scene_context,
+    read_samples_jsonl,
+    samples_jsonl,
+)
+from ops.dataset.shards import (
+    DEFAULT_SHARD_BYTES,
+    IMAGE_MODES,
+    export_sharegpt,
+    iter_rows,
+    sharegpt_dataset_info,
+    write_shards,
+)
+
+SAMPLES_DIR = "samples"
+SAMPLES_INDEX = "index.json"
+SCAN2CAP_CORPUS = "scan2cap_corpus.json"
+MAX_LISTED_ISSUES = 50
+NOT_PREPARED = "not prepared"  # the reason of listed scenes without an artifact folder
+
+Log = Callable[[str], None]
+
+
+def _no_log(_: str) -> None:
+    pass
+
+
+# -- paths other modules rely on ----------------------------------------------------------------------------------
+
+
+def samples_path(dataset_dir: str | Path, split: str, variant: str) -> Path:
+    """``<dataset_dir>/samples/<split>_<variant>.jsonl``."""
+    return Path(dataset_dir) / SAMPLES_DIR / f"{split}_{variant}.jsonl"
+
+
+def train_shards_dir(dataset_dir: str | Path, variant: str = "marked") -> Path:
+    """``<dataset_dir>/shards/train_<variant>/``: the training shard set of one variant (``ops.dataset.shards``
+    layout)."""
+    return Path(dataset_dir) / "shards" / f"train_{variant}"
+
+
+def eval_set_dir(dataset_dir: str | Path, variant: str = "marked") -> Path:
+    """``<dataset_dir>/eval/val_<variant>/``: the evaluation shard set of one variant, with ``scan2cap_corpus.json``."""
+    return Path(dataset_dir) / "eval" / f"val_{variant}"
+
+
+def sharegpt_path(dataset_dir: str | Path, variant: str) -> Path:
+    """``<dataset_dir>/sharegpt/train_<variant>.json`` (optional export)."""
+    return Path(dataset_dir) / "sharegpt" / f"train_{variant}.json"
+
+
+def read_scan2cap_corpus(eval_dir: str | Path) -> dict[str, list[str]]:
+    """The Scan2Cap reference corpus of an eval set: ``"<scene>|<objectId>"`` → captions."""
+    path = Path(eval_dir) / SCAN2CAP_CORPUS
+    try:
+        return json.loads(path.read_bytes().decode("utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SceneInputError(None, path, f"cannot read the Scan2Cap corpus: {exc}") from exc
+
+
+def read_samples_index(dataset_dir: str | Path) -> dict[str, Any]:
+    """``samples/index.json`` of the last samples build; missing means the samples were never built."""
+    path = Path(dataset_dir) / SAMPLES_DIR / SAMPLES_INDEX
+    try:
+        return json.loads(path.read_bytes().decode("utf-8"))
+    except OSError as exc:
+        raise SceneInputError(None, path, "no samples index: build the task samples first") from exc
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SceneInputError(None, path, f"cannot read the samples index: {exc}") from exc
+
+
+# -- settings -----------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SampleSettings:
+    """What the samples depend on: ``variants`` (image lists, see ``ops.dataset.samples``), tasks, RNG seed (templates,
+    situations, answers and the shard row order) and the proposal IoU threshold for training targets."""
+
+    variants: tuple[str, ...] = ("marked",)
+    tasks: tuple[str, ...] = TASKS
+    seed: int = 0
+    iou_threshold: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not self.variants or set(self.variants) - set(VARIANTS) or len(set(self.variants)) != len(self.variants):
+            raise ValueError(f"variants must be distinct values of {VARIANTS}, got {self.variants!r}")
+        BuildSettings(tasks=self.tasks, iou_threshold=self.iou_threshold)  # validates tasks and threshold
+
+
+@dataclass(frozen=True)
+class ShardSettings:
+    """How shards are written: a target size per Parquet file, images as ``bytes`` or ``paths``, and (training
+    shards) whether to also export the official ShareGPT JSON."""
+
+    target_shard_bytes: int = DEFAULT_SHARD_BYTES
+    image_mode: str = "bytes"
+    sharegpt_export: bool = False
+
+    def __post_init__(self) -> None:
+        if self.image_mode not in IMAGE_MODES:
+            raise ValueError(f"image_mode must be one of {IMAGE_MODES}, got {self.image_mode!r}")
+        if self.target_shard_bytes < 1:
+            raise ValueError(f"target_shard_bytes must be >= 1, got {self.target_shard_bytes}")
+
+
+# -- stage 1: samples ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class SplitScenes:
+    """The scenes of one split: listed in the split file, loaded (``contexts``), or left out with a reason."""
+
+    split: str
+    listed: list[str]
+    contexts: dict[str, SceneContext] = field(default_factory=dict)
+    unavailable: dict[str, str] = field(default_factory=dict)
+
+
+def load_split_scenes(root: str | Path, scans_dir: str | Path, ann_dir: str | Path, split: str) -> SplitScenes:
+    """Scene contexts of ``split``'s listed scenes that have prepared artifacts under ``<root>/scenes/``."""
+    root, scans_dir = Path(root), Path(scans_dir)
+    listed = read_split_scenes(Path(ann_dir) / FILE_NAMES["split"].format(split=split))
+    out = SplitScenes(split, listed)
+    for scene_id in sorted(set(listed)):
+        if not (root / "scenes" / scene_id).is_dir():
+            out.unavailable[scene_id] = f"{NOT_PREPARED} (no scenes/<scene_id>/ folder)"
+            continue
+        try:
+            out.contexts[scene_id] = load_scene_context(root, scans_dir / scene_id)
+        except SceneInputError as exc:  # one bad scene leaves only itself out
+            out.unavailable[scene_id] = str(exc)
+    return out
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def build_task_samples(
+    root: str | Path,
+    scans_dir: str | Path,
+    ann_dir: str | Path,
+    dataset_dir: str | Path,
+    settings: SampleSettings = SampleSettings(),
+    log: Log = _no_log,
+) -> dict[str, Any]:
+    """Build and write the samples of both splits for every variant (replacing ``samples/``); return the index.
+
+    The index holds the settings, per split the scenes used and left out, annotation issues, per-task stats
+    (records/kept/samples/dropped by reason) and rows per task, the sha256 of every file written, and the
+    ``data_version`` (sha256 over those file hashes).
+    """
+    settings_json = json.loads(json.dumps(asdict(settings)))  # tuples → lists, as the index file holds them
+    index: dict[str, Any] = {"settings": settings_json, "variants": list(settings.variants), "splits": {}}
+    files: dict[str, bytes] = {}
+    for split in SPLITS:
+        scenes = load_split_scenes(root, scans_dir, ann_dir, split)
+        benchmarks = load_benchmarks(ann_dir, split, settings.tasks, on_error="collect")
+        log(
+            f"{split}: {len(scenes.contexts)} of {len(scenes.listed)} listed scenes prepared; "
+            f"{len(benchmarks.issues)} malformed annotation rows"
+        )
+        report: dict[str, Any] = {
+            "scenes": sorted(scenes.contexts),
+            "unavailable_scenes": dict(sorted(scenes.unavailable.items())),
+            "annotation_issues": len(benchmarks.issues),
+            "annotation_issues_listed": [str(i) for i in benchmarks.issues[:MAX_LISTED_ISSUES]],
+        }
+        for variant in settings.variants:
+            build = BuildSettings(split, variant, settings.tasks, settings.iou_threshold, settings.seed)
+            result = build_samples(benchmarks, scenes.contexts, build)
+            files[samples_path("", split, variant).name] = samples_jsonl(result.samples).encode("utf-8")
+            # Stats depend on the split only (variants differ in their image lists), so any variant's will do.
+            report["stats"] = {task: stats.to_dict() for task, stats in result.stats.items()}
+            report["rows"] = {task: stats.samples for task, stats in result.stats.items()}
+            report["num_rows"] = len(result.samples)
+            if split == "val":
+                files[f"val_{SCAN2CAP_CORPUS}"] = canonical_json(result.scan2cap_corpus).encode("utf-8")
+        per_task = ", ".join(f"{task} {n}" for task, n in report["rows"].items())
+        log(f"{split}: {report['num_rows']} samples per variant ({per_task})")
+        index["splits"][split] = report
+    index["files"] = {name: _sha256(content) for name, content in sorted(files.items())}
+    index["data_version"] = _sha256(canonical_json(index["files"]).encode("utf-8"))
+    with staging_dir(Path(dataset_dir) / SAMPLES_DIR) as tmp:
+        for name, content in files.items():
+            write_bytes(tmp / name, content)
+        write_json(tmp / SAMPLES_INDEX, index)
+    return index
+
+
+# -- stages 2 and 3: shards ---------------------------------------------------------------------------------------
+
+
+def _index_variants(dataset_dir: Path, variants: Sequence[str] | None) -> tuple[dict[str, Any], list[str]]:
+    index = read_samples_index(dataset_dir)
+    chosen = list(variants) if variants is not None else list(index["variants"])
+    missing = [v for v in chosen if v not in index["variants"]]
+    if missing:
+        raise ValueError(f"variants {missing} were not built by the last samples build ({index['variants']})")
+    return index, chosen
+
+
+def build_training_shards(
+    root: str | Path,
+    dataset_dir: str | Path,
+    settings: ShardSettings = ShardSettings(),
+    variants: Sequence[str] | None = None,
+    log: Log = _no_log,
+) -> dict[str, dict[str, Any]]:
+    """Shard the train samples of ``variants`` (default: every variant of the last samples build) into
+    ``shards/train_<variant>/``; return variant → manifest. Row order is seeded by the samples' seed."""
+    dataset_dir = Path(dataset_dir)
+    index, chosen = _index_variants(dataset_dir, variants)
+    seed = int(index["settings"]["seed"])
+    manifests = {}
+    for variant in chosen:
+        samples, metadata = _split_samples(dataset_dir, index, "train", variant)
+        manifests[variant] = write_shards(
+            samples,
+            train_shards_dir(dataset_dir, variant),
+            root,
+            "train",
+            f"gpt4scene_train_{variant}",
+            settings.image_mode,
+            settings.target_shard_bytes,
+            seed,
+            metadata,
+        )
+        if settings.sharegpt_export:
+            path = sharegpt_path(dataset_dir, variant)
+            export_sharegpt(samples, path, seed=seed)
+            info_path = path.parent / "dataset_info.json"
+            info = json.loads(info_path.read_text()) if info_path.is_file() else {}
+            info.update(sharegpt_dataset_info(f"gpt4scene_train_{variant}_json", path.name))
+            write_json(info_path, dict(sorted(info.items())))
+        log(
+            f"train_{variant}: {manifests[variant]['num_rows']} rows in {len(manifests[variant]['files'])} shards, "
+            f"data version {manifests[variant]['data_version'][:12]}"
+        )
+    return manifests
+
+
+def _split_samples(
+    dataset_dir: Path, index: dict[str, Any], split: str, variant: str
+) -> tuple[list[Sample], dict[str, Any]]:
+    """The samples of one split and variant (refused when empty, naming the scenes left out) and the shard
+    manifest's metadata about them."""
+    samples = read_samples_jsonl(samples_path(dataset_dir, split, variant))
+    if not samples:
+        left_out = index["splits"][split]["unavailable_scenes"]
+        raise ValueError(f"no {split} samples for variant {variant!r}; scenes left out: {left_out}")
+    metadata = {
+        "variant": variant,
+        "samples_data_version": index["data_version"],
+        "sample_settings": index["settings"],
+        "stats": index["splits"][split]["stats"],
+    }
+    return samples, metadata
+
+
+def build_eval_set(
+    root: str | Path,
+    dataset_dir: str | Path,
+    settings: ShardSettings = ShardSettings(),
+    variants: Sequence[str] | None = None,
+    log: Log = _no_log,
+) -> dict[str, dict[str, Any]]:
+    """Shard the val samples of ``variants`` into ``eval/val_<variant>/`` (``eval`` column, ``scan2cap_corpus.json``);
+    return variant → manifest."""
+    dataset_dir = Path(dataset_dir)
+    index, chosen = _index_variants(dataset_dir, variants)
+    corpus = (dataset_dir / SAMPLES_DIR / f"val_{SCAN2CAP_CORPUS}").read_bytes()
+    manifests = {}
+    for variant in chosen:
+        samples, metadata = _split_samples(dataset_dir, index, "val", variant)
+        manifests[variant] = write_shards(
+            samples,
+            eval_set_dir(dataset_dir, variant),
+            root,
+            "val",
+            f"gpt4scene_val_{variant}",
+            settings.image_mode,
+            settings.target_shard_bytes,
+            int(index["settings"]["seed"]),
+            metadata,
+            extra_files={SCAN2CAP_CORPUS: corpus},
+        )
+        log(
+            f"val_{variant}: {manifests[variant]['num_rows']} rows in {len(manifests[variant]['files'])} shards, "
+            f"data version {manifests[variant]['data_version'][:12]}"
+        )
+    return manifests
+
+
+# The ``eval`` JSON of every val row, by task (``ops.dataset.samples``; what ``ops.metrics`` scoring needs).
+EVAL_FIELDS: dict[str, tuple[str, ...]] = {
+    "scanqa": ("question_id", "refs", "object_ids"),
+    "sqa3d": ("question_id", "refs", "sqa_type", "question_type"),
+    "scanrefer": (
+        "object_id",
+        "ann_id",
+        "gt_box",
+        "unique",
+        "pred_id",
+        "iou",
+        "proposal_boxes",
+        "proposal_boxes_sha256",
+    ),
+    "multi3drefer": ("ann_id", "eval_type", "object_ids", "gt_boxes", "proposal_boxes", "proposal_boxes_sha256"),
+    "scan2cap": ("key", "object_id", "refs", "pred_id", "iou", "gt_box", "proposal_boxes", "proposal_boxes_sha256"),
+}
+
+
+def eval_set_problems(eval_dir: str | Path, limit: int = 20) -> tuple[int, list[str]]:
+    """(rows read, up to ``limit`` problems): rows whose ``eval`` lacks a field of ``EVAL_FIELDS``, and Scan2Cap
+    rows whose key is not in the set's corpus."""
+    corpus = read_scan2cap_corpus(eval_dir)
+    rows, problems = 0, []
+    for row in iter_rows(eval_dir, columns=("sample_id", "task", "eval")):
+        rows += 1
+        fields = row["eval"] or {}
+        missing = [name for name in EVAL_FIELDS[row["task"]] if name not in fields]
+        if missing:
+            problems.append(f"{row['sample_id']}: eval lacks {missing}")
+        elif row["task"] == "scan2cap" and fields["key"] not in corpus:
+            problems.append(f"{row['sample_id']}: {fields['key']!r} not in {SCAN2CAP_CORPUS}")
+    return rows, problems[:limit]
+
+
+def combined_version(manifests: Mapping[str, Mapping[str, Any]]) -> str:
+    """One variant: its shard set's data version; several: sha256 of the canonical {variant: data version}."""
+    versions = {variant: m["data_version"] for variant, m in sorted(manifests.items())}
+    if len(versions) == 1:
+        return next(iter(versions.values()))
+    return _sha256(canonical_json(versions).encode("utf-8"))
+
+
+@dataclass
+class DatasetBuild:
+    """What ``build_dataset`` wrote: the samples index and the manifests of every shard set."""
+
+    samples: dict[str, Any]
+    training: dict[str, dict[str, Any]]
+    eval: dict[str, dict[str, Any]]
+
+
+def build_dataset(
+    root: str | Path,
+    scans_dir: str | Path,
+    ann_dir: str | Path,
+    dataset_dir: str | Path,
+    sample_settings: SampleSettings = SampleSettings(),
+    shard_settings: ShardSettings = ShardSettings(),
+    log: Log = _no_log,
+) -> DatasetBuild:
+    """All three stages in order (what the ``dataset_job`` materialises), for the command line."""
+    index = build_task_samples(root, scans_dir, ann_dir, dataset_dir, sample_settings, log)
+    training = build_training_shards(root, dataset_dir, shard_settings, log=log)
+    evaluation = build_eval_set(root, dataset_dir, shard_settings, log=log)
+    return DatasetBuild(index, training, evaluation)
+
+
+# -- previews -----------------------------------------------------------------------------------------------------
+
+
+def _thumbnail_uri(image: bytes, long_side: int) -> str | None:
+    array = cv2.imdecode(np.frombuffer(image, np.uint8), cv2.IMREAD_COLOR)
+    if array is None:
+        return None
+    scale = min(1.0, long_side / max(array.shape[:2]))
+    size = (max(1, round(array.shape[1] * scale)), max(1, round(array.shape[0] * scale)))
+    small = cv2.resize(array, size, interpolation=cv2.INTER_AREA)
+    ok, data = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, 80])
+    return f"data:image/jpeg;base64,{base64.b64encode(data.tobytes()).decode('ascii')}" if ok else None
+
+
+def sample_markdown(
+    row: Mapping[str, Any], root: str | Path | None = None, max_images: int = 9, thumb_px: int = 112
+) -> str:
+    """One shard row as Markdown: its images as small JPEG thumbnails (in model order, at most ``max_images``),
+    then the user turn and the answer. ``row["images"]`` are bytes, or paths read under ``root``."""
+    images = list(row["images"])
+    shown = []
+    for n, image in enumerate(images[:max_images]):
+        data = image if isinstance(image, bytes) else (Path(root) / image).read_bytes() if root else None
+        uri = _thumbnail_uri(data, thumb_px) if data else None
+        shown.append(f"![image {n}]({uri})" if uri else f"`image {n}: {image if isinstance(image, str) else '?'}`")
+    more = f" (+{len(images) - max_images} more)" if len(images) > max_images else ""
+    user = next(m["content"] for m in row["messages"] if m["role"] == "user")
+    answer = next(m["content"] for m in row["messages"] if m["role"] == "assistant")
+    count = user.count(IMAGE_PLACEHOLDER)
+    text = user.replace(IMAGE_PLACEHOLDER, "")
+    return "\n".join(
+        [
+            f"**{row['task']}** · `{row['sample_id']}` · {len(images)} images{more}",
+            "",
+            " ".join(shown),
+            "",
+            f"**User** ({count} × `{IMAGE_PLACEHOLDER}`, then): {html.escape(text)}",
+            "",
+            f"**Assistant**: {html.escape(answer)}",
+        ]
+    )

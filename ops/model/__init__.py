@@ -1,0 +1,1 @@
+"""The VLM: loading, training, inference, serving and zero-shot API clients."""

@@ -1,0 +1,344 @@
+"""One scene's GPT4Scene visual prompts, end to end: point cloud → instances → BEV → marked frames.
+
+``prepare_scene`` is the pure per-scene function that Ray tasks and Dagster assets call. It runs the requested
+stages in order; a stage that is not requested reads its output from the scene's artifact folder, so one stage can
+be rebuilt alone (e.g. the BEV with another marker size). It also evaluates the artifact checks (``check_*``)
+on what it wrote, so a bulk run reports them per scene.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from ops.core.errors import SceneInputError
+from ops.core.fingerprint import folder_files
+from ops.core.grouping import bounds
+from ops.prompts.frames import (
+    FrameCamera,
+    ObjectPoints,
+    composite_grid,
+    downscale,
+    fit_long_side,
+    sample_frame_indices,
+    visible_object_ids,
+)
+from ops.prompts.instances import Instances, instances_from_clusters, instances_from_gt, instances_from_proposals
+from ops.prompts.pointcloud import pointcloud_from_fusion, pointcloud_from_mesh
+from ops.prompts.writer import encode_jpeg, write_bev, write_frames, write_instances, write_pointcloud
+from ops.scannet.scene import Frame, open_scene
+
+STAGES = ("point_cloud", "instance_masks", "bev_image", "marked_frames")
+BEV_BLANK_FRACTION = 0.05  # a BEV with fewer non-background pixels than this counts as blank
+PREVIEW_JPEG_QUALITY = 90
+PREVIEW_BEV_SIDE = 384  # px, long side of the BEV preview
+PREVIEW_SHEET_WIDTH = 768  # px, the contact sheet: the first 8 marked frames in 2 rows of 4, 4 px apart
+_SHEET_GAP = 4
+_SHEET_CELL = (PREVIEW_SHEET_WIDTH - 3 * _SHEET_GAP) // 4  # long side of a cell
+
+
+@dataclass(frozen=True)
+class PromptSettings:
+    """Every knob of the visual prompts (units: metres and pixels)."""
+
+    pointcloud_source: str = "mesh"  # mesh | fusion
+    fusion_voxel_size: float = 0.02
+    fusion_stride: int = 10
+    instance_source: str = "gt"  # gt | proposals | clusters
+    proposals_dir: str = ""  # folder with <scene_id>.pt / .npz / .npy / .txt proposals
+    n_frames: int = 32
+    image_resolution: int = 512
+    bev_long_side: int = 1024
+    bev_margin: float = 0.05
+    bev_marker_size: int = 40
+    frame_marker_size: int = 20
+    min_visible_points: int = 10
+    depth_tolerance: float = 0.1
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.pointcloud_source not in ("mesh", "fusion"):
+            raise ValueError(f"pointcloud_source must be mesh or fusion, got {self.pointcloud_source!r}")
+        if self.instance_source not in ("gt", "proposals", "clusters"):
+            raise ValueError(f"instance_source must be gt, proposals or clusters, got {self.instance_source!r}")
+        if self.instance_source == "proposals" and not self.proposals_dir:
+            raise ValueError("instance_source 'proposals' needs proposals_dir")
+        if self.n_frames < 1:
+            raise ValueError("n_frames must be >= 1")
+
+
+@dataclass
+class SceneResult:
+    """Per-stage metadata, check outcomes and timings of one scene."""
+
+    scene_id: str
+    stages: dict[str, dict[str, Any]] = field(default_factory=dict)
+    checks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+    previews: dict[str, bytes] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def prepare_scene(
+    raw_scene_dir: str | Path,
+    out_scene_dir: str | Path,
+    settings: PromptSettings = PromptSettings(),
+    stages: tuple[str, ...] = STAGES,
+) -> SceneResult:
+    """Build the requested ``stages`` of one scene under ``out_scene_dir`` (DESIGN §3 layout)."""
+    unknown = set(stages) - set(STAGES)
+    if unknown:
+        raise ValueError(f"unknown stages {sorted(unknown)}")
+    scene = open_scene(raw_scene_dir)
+    out = Path(out_scene_dir)
+    result = SceneResult(scene.scene_id)
+
+    def timed(stage: str, start: float) -> None:
+        result.seconds[stage] = round(time.perf_counter() - start, 3)
+
+    if "point_cloud" in stages:
+        start = time.perf_counter()
+        coord, color = _build_pointcloud(scene, settings)
+        write_pointcloud(out, coord, color)
+        result.stages["point_cloud"] = {
+            "num_points": len(coord),
+            "source": settings.pointcloud_source,
+            "bounds": [b.tolist() for b in bounds(coord)] if len(coord) else [],
+        }
+        timed("point_cloud", start)
+    coord, color = _load_pointcloud(out, scene.scene_id)
+
+    if "instance_masks" in stages:
+        start = time.perf_counter()
+        instances = _build_instances(scene, coord, settings)
+        write_instances(out, instances, settings.instance_source)
+        labels = [row["label"] for row in instances.labels]
+        result.stages["instance_masks"] = {
+            "num_objects": instances.num_objects,
+            "labelled_points": int((instances.instance >= 0).sum()),
+            "source": settings.instance_source,
+            "labels": sorted({str(label) for label in labels}),
+        }
+        timed("instance_masks", start)
+    instances = _load_instances(out, scene.scene_id)
+
+    if "bev_image" in stages:
+        start = time.perf_counter()
+        meta, marked = write_bev(
+            out,
+            coord,
+            color,
+            instances.boxes,
+            long_side=settings.bev_long_side,
+            margin=settings.bev_margin,
+            marker_size=settings.bev_marker_size,
+        )
+        result.stages["bev_image"] = {"size": meta["size"], "num_markers": len(meta["markers"])}
+        result.checks["bev_not_blank"] = check_bev_not_blank(marked)
+        result.previews["bev"] = _preview_jpeg(marked, PREVIEW_BEV_SIDE)
+        timed("bev_image", start)
+
+    if "marked_frames" in stages:
+        start = time.perf_counter()
+        valid = np.flatnonzero(scene.valid_frame_mask())
+        if len(valid) == 0:
+            poses = scene.files["sens"] if scene.source == "sens" else scene.dir / "pose"
+            raise SceneInputError(scene.scene_id, poses, "no frame has a valid (finite) pose")
+        indices = sample_frame_indices(valid, settings.n_frames)
+        frames: list[Frame] = []  # the frames without their colour, for the marker check
+
+        def stream() -> Iterator[Frame]:  # one full-size colour image in memory at a time
+            for index in indices:
+                (frame,) = scene.read_frames([index])
+                frames.append(replace(frame, rgb=None))
+                yield frame
+
+        sheet_cells: list[np.ndarray] = []  # the UI contact sheet's cells, made as the marked frames are saved
+
+        def keep_for_sheet(n: int, marked: np.ndarray) -> None:
+            if n < 8:
+                sheet_cells.append(_shrink(marked, _SHEET_CELL))
+
+        meta = write_frames(
+            out,
+            stream(),
+            coord,
+            instances.instance,
+            scene.depth_intrinsics,
+            scene.color_intrinsics,
+            scene.depth_shift,
+            image_resolution=settings.image_resolution,
+            marker_size=settings.frame_marker_size,
+            min_visible_points=settings.min_visible_points,
+            depth_tolerance=settings.depth_tolerance,
+            on_marked=keep_for_sheet,
+        )
+        result.stages["marked_frames"] = {
+            "num_frames": len(meta["frames"]),
+            "source_indices": [entry["source_index"] for entry in meta["frames"]],
+            "markers_per_frame": [len(entry["markers"]) for entry in meta["frames"]],
+        }
+        result.checks["frames_distinct"] = check_frames_distinct(out / "frames")
+        result.checks["markers_complete"] = check_markers_complete(out, frames, scene, settings)
+        sheet = composite_grid(sheet_cells, rows=2, cols=4, gap=_SHEET_GAP)
+        result.previews["frames"] = _preview_jpeg(sheet, PREVIEW_SHEET_WIDTH)
+        timed("marked_frames", start)
+    return result
+
+
+def largest_first(raw_scene_dirs: Sequence[str | Path]) -> list[str | Path]:
+    """``raw_scene_dirs`` ordered by the bytes of their files, largest first (ties by name).
+
+    Handed to workers in this order, the longest scenes start first and a run of many scenes does not end waiting
+    on one long scene that happened to come last (the longest-processing-time-first rule). A folder that cannot be
+    read sorts last, where its task reports the error. Hidden entries do not count (``ops.core.fingerprint``).
+    """
+
+    def size(folder: str | Path) -> int:
+        try:
+            return sum(stat.st_size for _, stat in folder_files(folder))
+        except OSError:  # e.g. a dangling link: the scene's own task reports what is wrong
+            return 0
+
+    sizes = {str(folder): size(folder) for folder in raw_scene_dirs}
+    return sorted(raw_scene_dirs, key=lambda folder: (-sizes[str(folder)], Path(folder).name))
+
+
+# -- stages ---------------------------------------------------------------------------------------------------
+
+
+def _build_pointcloud(scene, settings: PromptSettings) -> tuple[np.ndarray, np.ndarray]:
+    if settings.pointcloud_source == "mesh":
+        mesh = scene.mesh()
+        return pointcloud_from_mesh(mesh.vertices, mesh.colors)
+    valid = np.flatnonzero(scene.valid_frame_mask())[:: max(1, settings.fusion_stride)]
+    frames = (frame for index in valid.tolist() for frame in scene.read_frames([index]))
+    return pointcloud_from_fusion(
+        frames, scene.depth_intrinsics, scene.depth_shift, voxel_size=settings.fusion_voxel_size
+    )
+
+
+def _build_instances(scene, coord: np.ndarray, settings: PromptSettings) -> Instances:
+    mesh_vertices = None if settings.pointcloud_source == "mesh" else scene.mesh().vertices
+    if settings.instance_source == "gt":
+        instances = instances_from_gt(coord, scene.object_ids(), scene.object_labels(), mesh_vertices=mesh_vertices)
+        if instances.num_objects == 0:  # nothing to mark or ask about: refuse rather than write empty prompts
+            raise SceneInputError(
+                scene.scene_id,
+                scene.files["aggregation"],
+                "no annotated object with points (walls, floor and ceiling do not count)",
+            )
+        return instances
+    if settings.instance_source == "proposals":
+        path = _find_proposals(Path(settings.proposals_dir), scene.scene_id)
+        return instances_from_proposals(path, coord, mesh_vertices=mesh_vertices, scene_id=scene.scene_id)
+    return instances_from_clusters(coord, seed=settings.seed)
+
+
+def _find_proposals(folder: Path, scene_id: str) -> Path:
+    for suffix in (".pt", ".pth", ".npz", ".npy", ".txt"):
+        candidate = folder / f"{scene_id}{suffix}"
+        if candidate.is_file():
+            return candidate
+    raise SceneInputError(scene_id, folder / f"{scene_id}.pt", "no proposal file (.pt/.pth/.npz/.npy/.txt) found")
+
+
+def _load_pointcloud(out: Path, scene_id: str) -> tuple[np.ndarray, np.ndarray]:
+    folder = out / "pointcloud"
+    try:
+        return (np.load(folder / "coord.npy", allow_pickle=False), np.load(folder / "color.npy", allow_pickle=False))
+    except FileNotFoundError as exc:
+        raise SceneInputError(scene_id, exc.filename, "point_cloud has not been materialised yet") from exc
+
+
+def _load_instances(out: Path, scene_id: str) -> Instances:
+    folder = out / "instances"
+    try:
+        labels = json.loads((folder / "labels.json").read_text())["objects"]
+        return Instances(
+            np.load(folder / "instance.npy", allow_pickle=False),
+            np.load(folder / "boxes.npy", allow_pickle=False),
+            labels,
+        )
+    except FileNotFoundError as exc:
+        raise SceneInputError(scene_id, exc.filename, "instance_masks has not been materialised yet") from exc
+
+
+# -- artifact checks ------------------------------------------------------------------------------------------
+
+
+def check_bev_not_blank(image: np.ndarray) -> dict[str, Any]:
+    """Passes when more than ``BEV_BLANK_FRACTION`` of the pixels of the BEV (RGB, as saved) are not background
+    (white)."""
+    background = cv2.inRange(image, (250, 250, 250), (255, 255, 255))  # 255 where every channel is >= 250
+    filled = 1.0 - cv2.countNonZero(background) / background.size
+    return {"passed": filled > BEV_BLANK_FRACTION, "filled_fraction": round(filled, 4)}
+
+
+def check_frames_distinct(frames_dir: Path) -> dict[str, Any]:
+    """Passes when the sampled frames have distinct source indices and no two raw images are identical files.
+
+    Files of different sizes differ, so only raw images whose size another one shares are read and compared."""
+    entries = json.loads((frames_dir / "frames.json").read_text())["frames"]
+    indices = [entry["source_index"] for entry in entries]
+    by_size: dict[int, list[Path]] = {}
+    for entry in entries:
+        raw = frames_dir / entry["file"].replace("frame_", "raw_")
+        by_size.setdefault(raw.stat().st_size, []).append(raw)
+    same = [group for group in by_size.values() if len(group) > 1]
+    identical = any(len({path.read_bytes() for path in group}) < len(group) for group in same)
+    distinct = len(set(indices)) == len(indices) and not identical
+    return {"passed": distinct, "num_frames": len(indices), "distinct_indices": len(set(indices))}
+
+
+def check_markers_complete(out: Path, source_frames: Sequence[Any], scene, settings: PromptSettings) -> dict[str, Any]:
+    """Passes when every object that is visible in a saved frame (recomputed from the saved point cloud,
+    instances and frame list, with the source frames' depth) has a marker there, and no marker names an
+    invisible object. ``source_frames`` are the frames as read from the scan, in any order."""
+    objects = ObjectPoints(
+        np.load(out / "pointcloud" / "coord.npy", allow_pickle=False),
+        np.load(out / "instances" / "instance.npy", allow_pickle=False),
+    )
+    entries = json.loads((out / "frames" / "frames.json").read_text())["frames"]
+    by_index = {int(frame.index): frame for frame in source_frames}
+    missing, extra = [], []
+    for entry in entries:
+        frame = by_index[entry["source_index"]]
+        with Image.open(out / "frames" / entry["file"]) as saved:  # reads the header only
+            width, height = saved.size
+        camera = FrameCamera(
+            frame.pose,
+            scene.depth_intrinsics,
+            frame.depth,
+            scene.depth_shift,
+            (width, height),
+            np.asarray(entry["intrinsics"]),
+        )
+        expected = visible_object_ids(objects, camera, settings.min_visible_points, settings.depth_tolerance)
+        drawn = {int(key) for key in entry["markers"]}
+        missing += [f"{entry['file']}:{key}" for key in sorted(set(expected) - drawn)]
+        extra += [f"{entry['file']}:{key}" for key in sorted(drawn - set(expected))]
+    return {"passed": not missing and not extra, "missing": missing[:20], "unexpected": extra[:20]}
+
+
+# -- images ---------------------------------------------------------------------------------------------------
+
+
+def _preview_jpeg(rgb: np.ndarray, long_side: int) -> bytes:
+    """A UI preview: the image shrunk to ``long_side`` px at most, as JPEG (a PNG costs ten times the encoding)."""
+    return encode_jpeg(_shrink(rgb, long_side), PREVIEW_JPEG_QUALITY)
+
+
+def _shrink(rgb: np.ndarray, long_side: int) -> np.ndarray:
+    """The image scaled to ``long_side`` px at most for a preview (``downscale`` without pixel alignment)."""
+    return downscale(rgb, fit_long_side(rgb.shape[1], rgb.shape[0], long_side), keep_alignment=False)

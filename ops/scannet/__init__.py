@@ -1,0 +1,1 @@
+"""ScanNet's file formats: .sens, PLY, segments/aggregation JSON, frame sources, scene IDs; readers and writers."""
