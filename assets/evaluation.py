@@ -16,7 +16,6 @@ unchanged; otherwise its folder is cleared first. Data versions are content hash
 the scores.
 """
 
-import hashlib
 import json
 import shutil
 import time
@@ -27,7 +26,8 @@ import dagster as dg
 from pydantic import Field
 
 from assets.training import base_model_dir, checkpoint_dir
-from ops.core.atomic import canonical_json, write_json, write_text
+from ops.core.atomic import write_json, write_text
+from ops.core.fingerprint import content_hash, file_sha256
 from ops.dataset.samples import VARIANTS
 from ops.dataset.shards import read_manifest
 from ops.metrics.captions import CaptionScorer
@@ -88,11 +88,6 @@ def _runs(
     if not runs:
         raise FileNotFoundError(f"no eval set of variants {config.variants} under {storage.dataset_dir / 'eval'}")
     return runs
-
-
-def _sha256_file(path: Path) -> str:
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def _answer_run(
@@ -170,7 +165,7 @@ def _answer_run(
         "seconds": round(seconds, 2),
         "samples_per_second": round(generated / seconds, 3) if generated and seconds > 0 else None,
         "predictions": str(merged),
-        "sha256": _sha256_file(merged),
+        "sha256": file_sha256(merged),
         "model": identity["model"],
         "eval_set": identity["eval_set"],
         "adapter": str(adapter_dir) if adapter_dir else None,
@@ -203,7 +198,7 @@ def predictions(
         run: _answer_run(context, storage, settings, run, variant, model_dir, adapter_dir, vlms)
         for run, variant, model_dir, adapter_dir in _runs(storage, base_model_source, config)
     }
-    version = hashlib.sha256(canonical_json({r: info["sha256"] for r, info in runs.items()}).encode()).hexdigest()
+    version = content_hash({r: info["sha256"] for r, info in runs.items()})
     write_json(storage.root_path / PREDICTIONS_DIR / "index.json", {"runs": runs, "data_version": version})
     first = next(iter(runs.values()))
     return dg.MaterializeResult(
@@ -277,7 +272,7 @@ def eval_scores(context: dg.AssetExecutionContext, storage: StorageRoot) -> dg.M
             )
     summary = {"runs": {run: {**runs[run], "scores": scores[run]} for run in scores}}
     write_json(out / "summary.json", summary)
-    version = hashlib.sha256(canonical_json(scores).encode()).hexdigest()
+    version = content_hash(scores)
     write_text(out / "scores.md", _report(scores))
 
     missing = {run: missing_benchmarks(s) for run, s in scores.items() if missing_benchmarks(s)}
@@ -333,7 +328,7 @@ def _indexed_runs(storage: StorageRoot) -> dict[str, dict[str, Any]]:
         raise FileNotFoundError(f"{index_path}: materialise `predictions` first")
     runs = json.loads(index_path.read_text())["runs"]
     for run, info in runs.items():
-        if _sha256_file(Path(info["predictions"])) != info["sha256"]:
+        if file_sha256(Path(info["predictions"])) != info["sha256"]:
             raise ValueError(f"{info['predictions']} changed after `predictions` wrote it ({run}): rematerialise it")
     return runs
 

@@ -16,7 +16,6 @@ definitions load); ``checkpoint`` is the one for ``DEFAULT_RECIPE``, the tiny CP
 """
 
 import base64
-import hashlib
 import json
 import math
 from pathlib import Path
@@ -25,7 +24,7 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
-from ops.core.atomic import canonical_json
+from ops.core.fingerprint import content_hash
 from ops.dataset.build import train_shards_dir
 from ops.dataset.shards import read_manifest
 from ops.model.training.checkpoint import (
@@ -147,7 +146,7 @@ def build_checkpoint_asset(recipe_path: str | Path = DEFAULT_RECIPE) -> tuple[dg
         }
         out = publish_checkpoint(trained, checkpoint_dir(storage), lineage)
         versions = [loaded.hash, manifest["data_version"], fingerprint]
-        version = hashlib.sha256(canonical_json(versions).encode("utf-8")).hexdigest()
+        version = content_hash(versions)
         return dg.MaterializeResult(
             metadata={
                 "path": dg.MetadataValue.path(str(out)),

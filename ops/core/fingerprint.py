@@ -17,6 +17,22 @@ from ops.core.atomic import canonical_json
 MISSING = "missing"
 
 
+def sha256_hex(data: bytes) -> str:
+    """sha256 of ``data``, hex."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def file_sha256(path: str | Path) -> str:
+    """sha256 of a file's bytes, hex, read in blocks."""
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def content_hash(obj: object) -> str:
+    """sha256 of the canonical JSON of ``obj`` (sorted keys, no spaces): the same value gives the same hash."""
+    return sha256_hex(canonical_json(obj).encode("utf-8"))
+
+
 def folder_files(folder: str | Path) -> list[tuple[str, os.stat_result]]:
     """``(relative posix path, stat)`` of every file below ``folder``, sorted; none when it does not exist.
     Hidden entries (staging folders, editor files) are left out."""
@@ -37,4 +53,4 @@ def folder_fingerprint(folder: str | Path) -> str:
     if not Path(folder).is_dir():
         return MISSING
     entries = [[name, stat.st_size, stat.st_mtime_ns] for name, stat in folder_files(folder)]
-    return hashlib.sha256(canonical_json(entries).encode("utf-8")).hexdigest()
+    return content_hash(entries)

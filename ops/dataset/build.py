@@ -26,7 +26,6 @@ Annotation rows that do not parse are collected (file and row) into the index, n
 from __future__ import annotations
 
 import base64
-import hashlib
 import html
 import json
 from collections.abc import Callable, Mapping, Sequence
@@ -39,6 +38,7 @@ import numpy as np
 
 from ops.core.atomic import canonical_json, staging_dir, write_bytes, write_json
 from ops.core.errors import SceneInputError
+from ops.core.fingerprint import content_hash, sha256_hex
 from ops.dataset.annotations import FILE_NAMES, IMAGE_PLACEHOLDER, load_benchmarks, read_split_scenes
 from ops.dataset.samples import (
     SPLITS,
@@ -182,10 +182,6 @@ def load_split_scenes(root: str | Path, scans_dir: str | Path, ann_dir: str | Pa
     return out
 
 
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def build_task_samples(
     root: str | Path,
     scans_dir: str | Path,
@@ -229,8 +225,8 @@ def build_task_samples(
         per_task = ", ".join(f"{task} {n}" for task, n in report["rows"].items())
         log(f"{split}: {report['num_rows']} samples per variant ({per_task})")
         index["splits"][split] = report
-    index["files"] = {name: _sha256(content) for name, content in sorted(files.items())}
-    index["data_version"] = _sha256(canonical_json(index["files"]).encode("utf-8"))
+    index["files"] = {name: sha256_hex(content) for name, content in sorted(files.items())}
+    index["data_version"] = content_hash(index["files"])
     with staging_dir(Path(dataset_dir) / SAMPLES_DIR) as tmp:
         for name, content in files.items():
             write_bytes(tmp / name, content)
@@ -382,7 +378,7 @@ def combined_version(manifests: Mapping[str, Mapping[str, Any]]) -> str:
     versions = {variant: m["data_version"] for variant, m in sorted(manifests.items())}
     if len(versions) == 1:
         return next(iter(versions.values()))
-    return _sha256(canonical_json(versions).encode("utf-8"))
+    return content_hash(versions)
 
 
 @dataclass

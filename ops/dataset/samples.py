@@ -56,6 +56,7 @@ import numpy as np
 
 from ops.core.atomic import write_text
 from ops.core.errors import SceneInputError
+from ops.core.fingerprint import sha256_hex
 from ops.dataset.annotations import (
     FILE_NAMES,
     IMAGE_PLACEHOLDER,
@@ -348,7 +349,7 @@ def load_scene_context(root: str | Path, raw_scene_dir: str | Path) -> SceneCont
         tuple(p.as_posix() for p in frames),
         tuple(p.as_posix() for p in raw_frames),
         (rel / "instances" / "boxes.npy").as_posix(),
-        hashlib.sha256(boxes_bytes).hexdigest(),
+        sha256_hex(boxes_bytes),
     )
 
 

@@ -23,7 +23,6 @@ mode, where the Parquet files hold no pixels) every referenced image, so a chang
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections import Counter
@@ -35,8 +34,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ops.core.atomic import canonical_json, staging_dir, write_bytes, write_json, write_text
+from ops.core.atomic import staging_dir, write_bytes, write_json, write_text
 from ops.core.errors import SceneInputError
+from ops.core.fingerprint import content_hash, file_sha256, sha256_hex
 from ops.dataset.annotations import IMAGE_PLACEHOLDER
 from ops.dataset.samples import Sample
 
@@ -156,15 +156,10 @@ def _partition(sizes: Sequence[int], target: int) -> list[range]:
     return ranges
 
 
-def _file_sha256(path: Path) -> str:
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
-
-
 def data_version(files: Iterable[Mapping[str, Any]]) -> str:
     """sha256 of the canonical JSON of the file entries sorted by path."""
     entries = sorted((dict(f) for f in files), key=lambda f: f["path"])
-    return hashlib.sha256(canonical_json(entries).encode("utf-8")).hexdigest()
+    return content_hash(entries)
 
 
 def _versioned_entries(manifest: Mapping[str, Any]) -> list[Mapping[str, Any]]:
@@ -239,7 +234,7 @@ def write_shards(
             files.append(
                 {
                     "path": rel,
-                    "sha256": _file_sha256(tmp / rel),
+                    "sha256": file_sha256(tmp / rel),
                     "rows": len(shard),
                     "bytes": (tmp / rel).stat().st_size,
                 }
@@ -249,10 +244,10 @@ def write_shards(
         extras = []
         for name, content in extra_files.items():
             write_bytes(tmp / name, content)
-            extras.append({"path": name, "sha256": hashlib.sha256(content).hexdigest(), "bytes": len(content)})
+            extras.append({"path": name, "sha256": sha256_hex(content), "bytes": len(content)})
         # Paths mode: the Parquet files hold no pixels, so the images' own hashes enter the data version.
         referenced = sorted({p: s for s in rows for p in s.images}.items()) if image_mode == "paths" else []
-        image_entries = [{"path": p, "sha256": _file_sha256(images.path(s, p))} for p, s in referenced]
+        image_entries = [{"path": p, "sha256": file_sha256(images.path(s, p))} for p, s in referenced]
         manifest = {
             "format": MANIFEST_FORMAT,
             "dataset_name": dataset_name,
@@ -300,7 +295,7 @@ def verify_shards(out_dir: str | Path, root: str | Path | None = None) -> list[s
         if not path.is_file():
             problems.append(f"{entry['path']}: missing")
             continue
-        if _file_sha256(path) != entry["sha256"]:
+        if file_sha256(path) != entry["sha256"]:
             problems.append(f"{entry['path']}: sha256 differs from the manifest")
         elif pq.ParquetFile(path).metadata.num_rows != entry["rows"]:
             problems.append(f"{entry['path']}: row count differs from the manifest")
@@ -308,13 +303,13 @@ def verify_shards(out_dir: str | Path, root: str | Path | None = None) -> list[s
         path = out_dir / entry["path"]
         if not path.is_file():
             problems.append(f"{entry['path']}: missing")
-        elif _file_sha256(path) != entry["sha256"]:
+        elif file_sha256(path) != entry["sha256"]:
             problems.append(f"{entry['path']}: sha256 differs from the manifest")
     for entry in manifest.get("images", []) if root is not None else []:
         path = Path(root) / entry["path"]
         if not path.is_file():
             problems.append(f"image {entry['path']}: missing")
-        elif _file_sha256(path) != entry["sha256"]:
+        elif file_sha256(path) != entry["sha256"]:
             problems.append(f"image {entry['path']}: sha256 differs from the manifest")
     if data_version(_versioned_entries(manifest)) != manifest["data_version"]:
         problems.append("data_version does not match the file entries")

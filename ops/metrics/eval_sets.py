@@ -23,7 +23,6 @@ as the folder holding the ``qwenvl_<task>/`` folders (all chunks of every task).
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 from collections.abc import Mapping, Sequence
@@ -34,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from ops.core.errors import SceneInputError
+from ops.core.fingerprint import sha256_hex
 from ops.dataset.annotations import read_json_file
 from ops.metrics.benchmarks import (
     CaptionItem,
@@ -121,7 +121,7 @@ class _BoxFiles:
                 boxes = np.load(io.BytesIO(data), allow_pickle=False)
             except (OSError, ValueError) as exc:
                 raise SceneInputError(scene_id, path, f"cannot read proposal boxes: {exc}") from exc
-            if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
+            if sha256 is not None and sha256_hex(data) != sha256:
                 raise SceneInputError(
                     scene_id, path, "proposal boxes changed since the eval set was built; rebuild the eval set"
                 )

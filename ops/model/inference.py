@@ -28,6 +28,7 @@ from typing import Any
 
 from ops.core.atomic import write_text
 from ops.core.errors import SceneInputError
+from ops.core.fingerprint import file_sha256, sha256_hex
 from ops.dataset.annotations import IMAGE_PLACEHOLDER
 from ops.metrics.grounding import OBJECT_ID_PATTERN
 
@@ -274,15 +275,12 @@ def checkpoint_model_dirs(base_dir: str | Path, checkpoint_dir: str | Path) -> t
 def model_fingerprint(*dirs: str | Path | None) -> str:
     """sha256 over the name, size and sha256 of every file of the given model/adapter folders: what decides a
     model's answers, so predictions made by another model are never resumed."""
-    import hashlib
 
     entries = []
     for folder in (Path(d) for d in dirs if d is not None):
         for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-            with open(path, "rb") as handle:
-                digest = hashlib.file_digest(handle, "sha256").hexdigest()
-            entries.append(f"{path.relative_to(folder).as_posix()}\t{path.stat().st_size}\t{digest}")
-    return hashlib.sha256("\n".join(entries).encode("utf-8")).hexdigest()
+            entries.append(f"{path.relative_to(folder).as_posix()}\t{path.stat().st_size}\t{file_sha256(path)}")
+    return sha256_hex("\n".join(entries).encode("utf-8"))
 
 
 def chunk_command(

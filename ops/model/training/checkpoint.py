@@ -12,7 +12,6 @@ Layout of ``<root>/models/checkpoint/`` (written whole through ``staging_dir``, 
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import shutil
@@ -21,7 +20,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ops.core.atomic import canonical_json, staging_dir, write_bytes, write_json
+from ops.core.atomic import staging_dir, write_bytes, write_json
+from ops.core.fingerprint import content_hash, file_sha256
 
 LINEAGE_FILE = "lineage.json"
 LOSS_CURVE_FILE = "loss_curve.png"
@@ -54,12 +54,11 @@ def model_fingerprint(model_dir: str | Path) -> str:
         size = path.stat().st_size
         entry = {"path": path.relative_to(model_dir).as_posix(), "bytes": size}
         if size <= CONTENT_HASH_LIMIT:
-            with open(path, "rb") as handle:
-                entry["sha256"] = hashlib.file_digest(handle, "sha256").hexdigest()
+            entry["sha256"] = file_sha256(path)
         entries.append(entry)
     if not entries:
         raise FileNotFoundError(f"{model_dir}: empty or missing model folder")
-    return hashlib.sha256(canonical_json(entries).encode("utf-8")).hexdigest()
+    return content_hash(entries)
 
 
 def run_name(recipe_hash: str, shards_version: str, base_fingerprint: str) -> str:

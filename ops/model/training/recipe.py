@@ -13,7 +13,6 @@ change keeps it, any value change in either file changes it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -21,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from ops.core.atomic import canonical_json
+from ops.core.fingerprint import content_hash
 
 FINETUNING_TYPES = ("lora", "full")
 # Keys LLaMA-Factory needs that this trainer reads only to check them (the values it supports).
@@ -163,5 +162,5 @@ def load_recipe(path: str | Path) -> LoadedRecipe:
         except (OSError, ValueError) as exc:
             raise ValueError(f"{path}: deepspeed config {ds_path}: {exc}") from exc
     content = {"recipe": asdict(recipe), "deepspeed": ds_config}
-    digest = hashlib.sha256(canonical_json(content).encode("utf-8")).hexdigest()
+    digest = content_hash(content)
     return LoadedRecipe(path, recipe, ds_path, ds_config, digest)
