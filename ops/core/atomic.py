@@ -24,6 +24,8 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from ops.core.locking import holds_lock, parse_writer_tag, writer_is_gone, writer_tag
+
 FILE_MODE = 0o644
 DIR_MODE = 0o755
 MAX_UNSYNCED_FILES = 64  # a writer that outruns the disk waits here rather than holding more open descriptors
@@ -139,19 +141,45 @@ def replace_dir(tmp_dir: str | Path, final_dir: str | Path) -> None:
         shutil.rmtree(old)
 
 
+STAGING_INFIX = ".staging-"  # .<artifact>.staging-<host>-<pid>-<random>: hidden, and names its writer
+
+
+def staging_leftovers(final_dir: str | Path) -> list[Path]:
+    """Staging folders of ``final_dir`` whose writer is provably gone, and no staging folder of this process.
+
+    When this thread holds the ``ops.core.locking.folder_lock`` of a folder above ``final_dir``, every other writer
+    of it waits for that lock, so each staging folder there is a leftover; otherwise only one whose writer ran on
+    this host under a PID no process has any more is."""
+    final_dir = Path(os.path.abspath(final_dir))
+    locked = holds_lock(final_dir.parent)
+    prefix = f".{final_dir.name}{STAGING_INFIX}"
+    with _ACTIVE_STAGING_LOCK:
+        active = set(_ACTIVE_STAGING)
+    found = []
+    for candidate in final_dir.parent.glob(f"{glob.escape(prefix)}*"):
+        if candidate in active or not candidate.is_dir():
+            continue
+        writer = parse_writer_tag(candidate.name[len(prefix) :])
+        if locked or (writer is not None and writer_is_gone(*writer)):
+            found.append(candidate)
+    return found
+
+
 @contextmanager
 def staging_dir(final_dir: str | Path) -> Iterator[Path]:
     """A temporary folder beside ``final_dir``; on success, once every file written into it through this module
     is on disk, it replaces ``final_dir`` in one rename.
 
     Staging folders of ``final_dir`` left by a writer that was killed (SIGKILL leaves no chance to clean up) are
-    removed first: one writer per artifact folder at a time, as every asset and Ray task here writes its own."""
+    removed first, but only those ``staging_leftovers`` proves abandoned: a live writer's is never touched. Two
+    writers of one folder at once still race for its final rename; writers that share a folder take its
+    ``folder_lock`` (``prepare_scene`` does, per scene)."""
     final_dir = Path(final_dir)
     final_dir.parent.mkdir(parents=True, exist_ok=True)
-    for leftover in final_dir.parent.glob(f".{glob.escape(final_dir.name)}.*.tmp"):
-        if leftover.is_dir():
-            shutil.rmtree(leftover, ignore_errors=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final_dir.name}.", suffix=".tmp", dir=final_dir.parent))
+    for leftover in staging_leftovers(final_dir):
+        shutil.rmtree(leftover, ignore_errors=True)
+    prefix = f".{final_dir.name}{STAGING_INFIX}{writer_tag()}-"
+    tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=final_dir.parent))
     tmp.chmod(DIR_MODE)
     background = _BackgroundSync()
     with _ACTIVE_STAGING_LOCK:

@@ -58,7 +58,7 @@ def test_sigkilled_shard_writer_leaves_nothing_complete_and_rerun_is_identical(t
     with pytest.raises(SceneInputError, match="cannot read shard manifest"):
         read_manifest(out)
     for leftover in out.parent.iterdir():  # only hidden staging folders remain, and none holds a manifest
-        assert leftover.name.startswith(".") and leftover.name.endswith(".tmp"), leftover
+        assert leftover.name.startswith(f".{out.name}.staging-"), leftover
         assert not list(leftover.rglob("manifest.json")) and not list(leftover.rglob("dataset_info.json"))
 
     assert write_shards_process(root, out) == 0
