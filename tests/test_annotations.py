@@ -24,7 +24,7 @@ from ops.dataset.annotations import (
     scanrefer_class,
     scanrefer_unique_lookup,
 )
-from ops.scannet.scene import LabelRow
+from ops.scannet.annotations import LabelRow
 from ops.synthetic import generate_dataset
 
 

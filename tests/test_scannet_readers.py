@@ -1,5 +1,6 @@
-"""``ops.scannet.scene``: the readers against ScanNet files written by hand (``fixtures_scannet``), the axis alignment
-of mesh and poses against values worked out by hand, the two frame layouts against each other, and bad input."""
+"""The ``ops.scannet`` readers (``scene``, ``ply``, ``annotations``, ``frame_sources``) against ScanNet files written
+by hand (``fixtures_scannet``), the axis alignment of mesh and poses against values worked out by hand, the two frame
+layouts against each other, and bad input."""
 
 from __future__ import annotations
 
@@ -29,18 +30,16 @@ from fixtures_scannet import (
 )
 
 from ops.core.errors import SceneInputError
-from ops.scannet.scene import (
-    Mesh,
+from ops.scannet.annotations import (
     SegGroup,
-    check_scene_dir,
-    open_scene,
     read_aggregation,
     read_label_map,
-    read_mesh_ply,
     read_scene_meta,
     read_segs,
     vertex_object_ids,
 )
+from ops.scannet.ply import Mesh, read_mesh_ply
+from ops.scannet.scene import check_scene_dir, open_scene
 
 # The fixture's axisAlignment by hand: +90 degrees about +Z, then +(1, 2, 3).
 RZ90 = np.array([[0, -1, 0], [1, 0, 0], [0, 0, 1]], np.float64)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar
 
 from ops.core.errors import SceneInputError
-from ops.scannet.scene import LabelRow, read_label_map
+from ops.scannet.annotations import LabelRow, read_label_map
 from ops.scannet.scene_id import SCENE_ID_PATTERN
 
 OnError = Literal["raise", "collect"]

@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any
 
 import cv2
 import numpy as np
@@ -23,7 +23,6 @@ from ops.core.errors import SceneInputError
 from ops.core.fingerprint import folder_files
 from ops.core.grouping import bounds
 from ops.core.locking import folder_lock
-from ops.core.settings import setting
 from ops.prompts.frames import (
     FrameCamera,
     ObjectPoints,
@@ -47,34 +46,29 @@ _SHEET_GAP = 4
 _SHEET_CELL = (PREVIEW_SHEET_WIDTH - 3 * _SHEET_GAP) // 4  # long side of a cell
 
 
-PointcloudSource = Literal["mesh", "fusion"]
-InstanceSource = Literal["gt", "proposals", "clusters"]
-
-
 @dataclass(frozen=True)
 class PromptSettings:
-    """Every knob of the visual prompts (units: metres and pixels); defaults follow GPT4Scene's released 32-frame,
-    512 px data."""
+    """Every knob of the visual prompts (units: metres and pixels)."""
 
-    pointcloud_source: PointcloudSource = setting("mesh", "mesh (ScanNet reconstruction) or fusion (TSDF)")
-    fusion_voxel_size: float = setting(0.02, "TSDF voxel size in metres")
-    fusion_stride: int = setting(10, "use every n-th valid frame for TSDF fusion")
-    instance_source: InstanceSource = setting("gt", "gt, proposals or clusters")
-    proposals_dir: str = setting("", "folder of <scene_id>.pt/.npz/.npy/.txt proposals (instance_source proposals)")
-    n_frames: int = setting(32, "frames sampled uniformly over the valid frames (8 or 32)")
-    image_resolution: int = setting(512, "long side of the saved frames, px")
-    bev_long_side: int = setting(1024, "long side of the BEV image, px")
-    bev_margin: float = setting(0.05, "BEV margin on every side, as a fraction of the scene's longer xy side")
-    bev_marker_size: int = setting(40, "BEV marker diameter, px")
-    frame_marker_size: int = setting(20, "frame marker diameter, px")
-    min_visible_points: int = setting(10, "visible points needed to mark an object in a frame")
-    depth_tolerance: float = setting(0.1, "depth test tolerance of a projected point, metres")
-    seed: int = setting(0, "seeds the built-in clusters (instance_source clusters)")
+    pointcloud_source: str = "mesh"  # mesh | fusion
+    fusion_voxel_size: float = 0.02
+    fusion_stride: int = 10
+    instance_source: str = "gt"  # gt | proposals | clusters
+    proposals_dir: str = ""  # folder with <scene_id>.pt / .npz / .npy / .txt proposals
+    n_frames: int = 32
+    image_resolution: int = 512
+    bev_long_side: int = 1024
+    bev_margin: float = 0.05
+    bev_marker_size: int = 40
+    frame_marker_size: int = 20
+    min_visible_points: int = 10
+    depth_tolerance: float = 0.1
+    seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.pointcloud_source not in get_args(PointcloudSource):
+        if self.pointcloud_source not in ("mesh", "fusion"):
             raise ValueError(f"pointcloud_source must be mesh or fusion, got {self.pointcloud_source!r}")
-        if self.instance_source not in get_args(InstanceSource):
+        if self.instance_source not in ("gt", "proposals", "clusters"):
             raise ValueError(f"instance_source must be gt, proposals or clusters, got {self.instance_source!r}")
         if self.instance_source == "proposals" and not self.proposals_dir:
             raise ValueError("instance_source 'proposals' needs proposals_dir")
@@ -168,7 +162,8 @@ def _prepare_scene_locked(
         start = time.perf_counter()
         valid = np.flatnonzero(scene.valid_frame_mask())
         if len(valid) == 0:
-            raise SceneInputError(scene.scene_id, scene.frames_path, "no frame has a valid (finite) pose")
+            poses = scene.files["sens"] if scene.source == "sens" else scene.dir / "pose"
+            raise SceneInputError(scene.scene_id, poses, "no frame has a valid (finite) pose")
         indices = sample_frame_indices(valid, settings.n_frames)
         frames: list[Frame] = []  # the frames without their colour, for the marker check
 
@@ -250,7 +245,7 @@ def _build_instances(scene, coord: np.ndarray, settings: PromptSettings) -> Inst
         if instances.num_objects == 0:  # nothing to mark or ask about: refuse rather than write empty prompts
             raise SceneInputError(
                 scene.scene_id,
-                scene.files.aggregation,
+                scene.files["aggregation"],
                 "no annotated object with points (walls, floor and ceiling do not count)",
             )
         return instances

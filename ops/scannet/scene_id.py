@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 from ops.core.errors import SceneInputError
 
@@ -15,8 +14,3 @@ def validate_scene_id(scene_id: str) -> str:
     if not isinstance(scene_id, str) or not SCENE_ID_PATTERN.fullmatch(scene_id):
         raise SceneInputError(None, None, f"invalid scene id {scene_id!r}: must match {SCENE_ID_PATTERN.pattern}")
     return scene_id
-
-
-def scene_path(root: str | Path, scene_id: str) -> Path:
-    """Join a validated scene id under ``root``."""
-    return Path(root) / validate_scene_id(scene_id)

@@ -1,6 +1,7 @@
 """Writers for ScanNet v2 scene files, byte-compatible with the published formats.
 
-Used by the synthetic generator (``ops.synthetic``); the readers in ``ops.scannet.scene`` never trust these writers.
+Used by the synthetic generator (``ops.synthetic``); the readers (``ops.scannet.scene``, ``ply``, ``annotations``,
+``frame_sources``) never trust these writers.
 Every file goes through ``ops.core.atomic`` (temporary name, fsync, rename).
 
 Formats (docs/ARCHITECTURE.md, SCANNET_METRICS_PEERS.md §1):
