@@ -162,8 +162,7 @@ def _prepare_scene_locked(
         start = time.perf_counter()
         valid = np.flatnonzero(scene.valid_frame_mask())
         if len(valid) == 0:
-            poses = scene.files["sens"] if scene.source == "sens" else scene.dir / "pose"
-            raise SceneInputError(scene.scene_id, poses, "no frame has a valid (finite) pose")
+            raise SceneInputError(scene.scene_id, scene.frames_path, "no frame has a valid (finite) pose")
         indices = sample_frame_indices(valid, settings.n_frames)
         frames: list[Frame] = []  # the frames without their colour, for the marker check
 
@@ -245,7 +244,7 @@ def _build_instances(scene, coord: np.ndarray, settings: PromptSettings) -> Inst
         if instances.num_objects == 0:  # nothing to mark or ask about: refuse rather than write empty prompts
             raise SceneInputError(
                 scene.scene_id,
-                scene.files["aggregation"],
+                scene.files.aggregation,
                 "no annotated object with points (walls, floor and ceiling do not count)",
             )
         return instances

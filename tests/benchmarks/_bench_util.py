@@ -27,8 +27,8 @@ REPO = Path(__file__).resolve().parents[2]
 BENCH_DIR = REPO / "build" / "bench"  # git-ignored (/build/)
 # Files whose content decides what a generated scene looks like: a change to any of them regenerates the cache.
 GENERATOR_SOURCES = sorted((REPO / "ops" / "synthetic").glob("*.py")) + [
-    REPO / "ops" / "sens.py",
-    REPO / "ops" / "scannet_writers.py",
+    REPO / "ops" / "scannet" / "sens.py",
+    REPO / "ops" / "scannet" / "writers.py",
 ]
 RESULT_PREFIX = "BENCH_RESULT "
 STEADY_PASSES = 3  # prepare/floor pairs after the first pair in one child process; the best of each side counts
@@ -212,7 +212,8 @@ def _floor_once(
     from ops.prompts.driver import PREVIEW_JPEG_QUALITY
     from ops.prompts.frames import resize_frame, sample_frame_indices
     from ops.prompts.writer import encode_jpeg, encode_png
-    from ops.scannet.scene import open_scene, read_aggregation, read_segs
+    from ops.scannet.annotations import read_aggregation, read_segs
+    from ops.scannet.scene import open_scene
 
     seconds = {"read_frames": 0.0, "read_mesh_annotations": 0.0, "encode_write": 0.0}
 
@@ -239,8 +240,8 @@ def _floor_once(
         write_json(frames_dir / "frames.json", documents["frames/frames.json"])
     start = add("encode_write", start)
     mesh = scene.mesh()
-    read_segs(scene.files["segs"], scene.scene_id)
-    read_aggregation(scene.files["aggregation"], scene.scene_id)
+    read_segs(scene.files.segs, scene.scene_id)
+    read_aggregation(scene.files.aggregation, scene.scene_id)
     start = add("read_mesh_annotations", start)
     for folder in ("pointcloud", "instances", "bev"):
         with staging_dir(out / folder) as folder_dir:
