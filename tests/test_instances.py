@@ -9,13 +9,8 @@ import pytest
 import torch
 
 from ops.core.errors import SceneInputError
-from ops.prompts.instances import (
-    box_from_points,
-    box_iou_3d,
-    instances_from_clusters,
-    instances_from_gt,
-    instances_from_proposals,
-)
+from ops.prompts.instances import box_from_points, box_iou_3d, instances_from_clusters, instances_from_gt
+from ops.prompts.proposals import instances_from_proposals
 from ops.prompts.writer import write_instances
 
 

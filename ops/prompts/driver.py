@@ -32,8 +32,9 @@ from ops.prompts.frames import (
     sample_frame_indices,
     visible_object_ids,
 )
-from ops.prompts.instances import Instances, instances_from_clusters, instances_from_gt, instances_from_proposals
+from ops.prompts.instances import Instances, instances_from_clusters, instances_from_gt
 from ops.prompts.pointcloud import pointcloud_from_fusion, pointcloud_from_mesh
+from ops.prompts.proposals import instances_from_proposals
 from ops.prompts.writer import encode_jpeg, write_bev, write_frames, write_instances, write_pointcloud
 from ops.scannet.scene import Frame, open_scene
 

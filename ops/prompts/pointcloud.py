@@ -15,7 +15,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-os.environ.setdefault("EGL_PLATFORM", "surfaceless")  # open3d must not probe for a display (STACK.md §7)
+os.environ.setdefault("EGL_PLATFORM", "surfaceless")  # open3d must not probe for a display
 import open3d as o3d  # noqa: E402
 
 
