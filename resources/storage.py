@@ -67,6 +67,10 @@ class StorageRoot(dg.ConfigurableResource):
     def models(self) -> ModelsLayout:
         return self.layout.models
 
+    def base_model_dir(self, configured: str = "") -> Path:
+        """The configured base model folder (``BaseModelSource.model_dir``), else ``<root>/models/base``."""
+        return Path(configured).expanduser().resolve() if configured else self.models.base
+
     @property
     def evaluation(self) -> EvaluationLayout:
         return self.layout.evaluation

@@ -8,7 +8,8 @@ import shutil
 import dagster as dg
 import pytest
 
-from assets.evaluation import compare_to_base, eval_scores, predictions
+from assets.evaluation import eval_scores, predictions
+from ops.metrics.scoring import compare_to_base
 from ops.model.inference import read_prediction_rows
 from resources.storage import StorageRoot
 from resources.training import BaseModelSource

@@ -27,6 +27,11 @@ class SceneLayout:
     dir: Path
 
     @property
+    def manifest(self) -> Path:
+        """``manifest.json``: the raw scan's summary (frames, intrinsics, alignment, objects)."""
+        return self.dir / "manifest.json"
+
+    @property
     def pointcloud(self) -> Path:
         return self.dir / "pointcloud"
 
@@ -181,9 +186,35 @@ class EvaluationLayout:
         """One model's answers on one eval set: ``run.json``, ``predictions.jsonl``, chunk files and logs."""
         return self.predictions / run
 
+    def run_record(self, run: str) -> Path:
+        """``predictions/<run>/run.json``: model fingerprint, eval-set version, settings and the complete flag."""
+        return self.prediction_run(run) / "run.json"
+
+    def run_predictions(self, run: str) -> Path:
+        """``predictions/<run>/predictions.jsonl``: the merged answers, sorted by sample id."""
+        return self.prediction_run(run) / "predictions.jsonl"
+
+    def run_logs(self, run: str) -> Path:
+        """``predictions/<run>/logs/``: one log per chunk process."""
+        return self.prediction_run(run) / "logs"
+
     @property
     def scores(self) -> Path:
         return self.dir / "scores"
+
+    def benchmark_scores(self, run: str, benchmark: str) -> Path:
+        """``scores/<run>/<benchmark>.json``: one run's metrics on one benchmark."""
+        return self.scores / run / f"{benchmark}.json"
+
+    @property
+    def scores_summary(self) -> Path:
+        """``scores/summary.json``, written after the benchmark files: every run's scores."""
+        return self.scores / "summary.json"
+
+    @property
+    def scores_report(self) -> Path:
+        """``scores/scores.md``: the comparison and ablation tables."""
+        return self.scores / "scores.md"
 
 
 @dataclass(frozen=True)
