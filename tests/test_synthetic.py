@@ -21,8 +21,8 @@ from ops.core.errors import SceneInputError
 from ops.scannet.sens import SensFrame, SensHeader, SensReader, encode_color, encode_depth
 from ops.scannet.writers import write_exported_frames, write_label_map_tsv, write_scene_meta
 from ops.synthetic import ROOM_TYPES, generate_dataset, generate_scene
-from ops.synthetic.annotations import SceneFacts, noun
 from ops.synthetic.catalog import nyu40_id
+from ops.synthetic.facts import SceneFacts, noun
 from ops.synthetic.room import layout_room
 
 SMALL = dict(n_frames=30, color_size=(320, 240), depth_size=(160, 120))

@@ -31,8 +31,9 @@ from ops.scannet.writers import (
     write_segs,
 )
 from ops.synthetic.annotations import write_annotations
+from ops.synthetic.mesh import build_mesh
 from ops.synthetic.render import Camera, RaycastRenderer, camera_path, color_intrinsics, depth_intrinsics
-from ops.synthetic.room import ROOM_TYPES, Room, build_mesh, layout_room
+from ops.synthetic.room import ROOM_TYPES, Room, layout_room
 from ops.synthetic.truth import DatasetTruth, ObjectTruth, SceneTruth
 
 LAYOUTS = ("sens", "exported")
