@@ -22,13 +22,10 @@ from ops.dataset.build import (
     build_task_samples,
     build_training_shards,
     combined_version,
-    eval_set_dir,
     eval_set_problems,
     read_samples_index,
     read_samples_jsonl,
     sample_markdown,
-    samples_path,
-    train_shards_dir,
 )
 from ops.dataset.samples import TASKS, VARIANTS
 from ops.dataset.shards import iter_rows, placeholder_mismatches, verify_shards
@@ -111,7 +108,7 @@ def _files_table(manifests: dict[str, dict[str, Any]]) -> str:
 
 def _shards_metadata(storage: StorageRoot, manifests: dict[str, dict[str, Any]], folder) -> dict[str, Any]:
     first_variant = next(iter(manifests))
-    preview = next(iter_rows(folder(storage.dataset_dir, first_variant)))
+    preview = next(iter_rows(folder(first_variant)))
     return {
         "data_version": dg.MetadataValue.text(combined_version(manifests)),
         "num_rows": sum(m["num_rows"] for m in manifests.values()),
@@ -119,7 +116,7 @@ def _shards_metadata(storage: StorageRoot, manifests: dict[str, dict[str, Any]],
         "total_mib": round(sum(f["bytes"] for m in manifests.values() for f in m["files"]) / MIB, 3),
         "rows_per_task": dg.MetadataValue.json({v: m["tasks"] for v, m in manifests.items()}),
         "data_versions": dg.MetadataValue.json({v: m["data_version"] for v, m in manifests.items()}),
-        "paths": dg.MetadataValue.json({v: str(folder(storage.dataset_dir, v)) for v in manifests}),
+        "paths": dg.MetadataValue.json({v: str(folder(v)) for v in manifests}),
         "shard_files": dg.MetadataValue.md(_files_table(manifests)),
         "image_mode": manifests[first_variant]["image_mode"],
         "preview": dg.MetadataValue.md(
@@ -147,11 +144,11 @@ def task_samples(
         log=context.log.info,
     )
     splits = index["splits"]
-    train = read_samples_jsonl(samples_path(storage.dataset_dir, "train", index["variants"][0]))
+    train = read_samples_jsonl(storage.dataset.samples_file("train", index["variants"][0]))
     preview = next((s for s in train if s.task == "scanrefer"), train[0] if train else None)
     metadata: dict[str, Any] = {
         "data_version": dg.MetadataValue.text(index["data_version"]),
-        "path": dg.MetadataValue.path(str(storage.dataset_dir / "samples")),
+        "path": dg.MetadataValue.path(str(storage.dataset.samples)),
         "variants": dg.MetadataValue.json(index["variants"]),
         **{f"{split}_rows": report["num_rows"] for split, report in splits.items()},
         **{f"{split}_scenes": len(report["scenes"]) for split, report in splits.items()},
@@ -181,7 +178,7 @@ def training_shards(
     `dataset_info.json` entry LLaMA-Factory trains on and a manifest whose hash is the data version."""
     started = time.perf_counter()
     manifests = build_training_shards(storage.root_path, storage.dataset_dir, config.settings(), log=context.log.info)
-    metadata = _shards_metadata(storage, manifests, train_shards_dir)
+    metadata = _shards_metadata(storage, manifests, storage.dataset.train_shards)
     metadata["seconds"] = round(time.perf_counter() - started, 2)
     return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(combined_version(manifests)))
 
@@ -192,7 +189,7 @@ def eval_sets(context: dg.AssetExecutionContext, config: EvalSetsConfig, storage
     what scoring needs (GT/proposal boxes, eval types, question types, unique/multiple), plus the Scan2Cap corpus."""
     started = time.perf_counter()
     manifests = build_eval_set(storage.root_path, storage.dataset_dir, config.settings(), log=context.log.info)
-    metadata = _shards_metadata(storage, manifests, eval_set_dir)
+    metadata = _shards_metadata(storage, manifests, storage.dataset.eval_set)
     metadata["seconds"] = round(time.perf_counter() - started, 2)
     return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(combined_version(manifests)))
 
@@ -233,7 +230,7 @@ def _shard_set_check(storage: StorageRoot, folder, extra=None) -> dg.AssetCheckR
     problems: dict[str, list[str]] = {}
     rows = {}
     for variant in index["variants"]:
-        out = folder(storage.dataset_dir, variant)
+        out = folder(variant)
         if not (out / "manifest.json").is_file():
             problems[variant] = [f"{out}: no shard set"]
             continue
@@ -256,7 +253,7 @@ def _shard_set_check(storage: StorageRoot, folder, extra=None) -> dg.AssetCheckR
     "version) and every row has as many <image> placeholders as images.",
 )
 def training_shards_verified(storage: StorageRoot) -> dg.AssetCheckResult:
-    return _shard_set_check(storage, train_shards_dir)
+    return _shard_set_check(storage, storage.dataset.train_shards)
 
 
 @dg.asset_check(
@@ -266,7 +263,7 @@ def training_shards_verified(storage: StorageRoot) -> dg.AssetCheckResult:
     "every row carries its task's eval fields and Scan2Cap keys are in the corpus.",
 )
 def eval_sets_verified(storage: StorageRoot) -> dg.AssetCheckResult:
-    return _shard_set_check(storage, eval_set_dir, eval_set_problems)
+    return _shard_set_check(storage, storage.dataset.eval_set, eval_set_problems)
 
 
 DATASET_ASSETS = [task_samples, training_shards, eval_sets]

@@ -25,7 +25,6 @@ import dagster as dg
 from pydantic import Field
 
 from ops.core.fingerprint import content_hash
-from ops.dataset.build import train_shards_dir
 from ops.dataset.shards import read_manifest
 from ops.model.training.checkpoint import (
     LINEAGE_FILE,
@@ -123,7 +122,7 @@ def build_checkpoint_asset(recipe_path: str | Path = DEFAULT_RECIPE) -> tuple[dg
         base_model_source: BaseModelSource,
         training_launcher: TrainingLauncher,
     ) -> dg.MaterializeResult:
-        default_shards = train_shards_dir(storage.dataset_dir, config.variant)
+        default_shards = storage.dataset.train_shards(config.variant)
         shards = Path(config.shards_dir).resolve() if config.shards_dir else default_shards
         manifest = read_manifest(shards)
         model_dir = base_model_dir(storage, base_model_source)

@@ -6,7 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ops.dataset.build import SampleSettings, ShardSettings, build_dataset, eval_set_dir
+from ops.core.layout import StorageLayout
+from ops.dataset.build import SampleSettings, ShardSettings, build_dataset
 from ops.dataset.samples import VARIANTS
 from ops.prompts.driver import PromptSettings, prepare_scene
 from ops.synthetic import generate_dataset
@@ -34,4 +35,4 @@ def build_eval_data(base: Path) -> EvalData:
     build_dataset(
         root, raw / "scans", raw / "annotations", root / "dataset", SampleSettings(variants=VARIANTS), ShardSettings()
     )
-    return EvalData(root, raw, {v: eval_set_dir(root / "dataset", v) for v in VARIANTS})
+    return EvalData(root, raw, {v: StorageLayout(root).dataset.eval_set(v) for v in VARIANTS})

@@ -13,18 +13,15 @@ import sys
 import pytest
 
 from ops.core.errors import SceneInputError
+from ops.core.layout import DatasetLayout
 from ops.dataset.build import (
     SampleSettings,
     ShardSettings,
     build_eval_set,
     build_task_samples,
     build_training_shards,
-    eval_set_dir,
     read_samples_index,
     sample_markdown,
-    samples_path,
-    sharegpt_path,
-    train_shards_dir,
 )
 from ops.dataset.samples import read_samples_jsonl
 from ops.dataset.shards import iter_rows, read_manifest, verify_shards
@@ -60,19 +57,19 @@ def test_left_out_scenes_and_malformed_rows_are_reported_and_the_rest_goes_on(wo
     assert train["stats"]["scanqa"]["records"] == len(scanqa) - 1 and train["rows"]["scanqa"] > 0
     assert read_samples_index(out) == index
 
-    marked = read_samples_jsonl(samples_path(out, "train", "marked"))
-    no_bev = read_samples_jsonl(samples_path(out, "train", "no_bev"))
+    marked = read_samples_jsonl(DatasetLayout(out).samples_file("train", "marked"))
+    no_bev = read_samples_jsonl(DatasetLayout(out).samples_file("train", "no_bev"))
     assert [s.sample_id for s in marked] == [s.sample_id for s in no_bev] and len(marked) == train["num_rows"]
     assert all(s.images == m.images[1:] for s, m in zip(no_bev, marked, strict=True))
 
     manifests = build_training_shards(root, out, ShardSettings(sharegpt_export=True))
     assert set(manifests) == {"marked", "no_bev"}
     for variant, manifest in manifests.items():
-        assert verify_shards(train_shards_dir(out, variant)) == []
+        assert verify_shards(DatasetLayout(out).train_shards(variant)) == []
         assert manifest["metadata"]["samples_data_version"] == index["data_version"]
-        shared = json.loads(sharegpt_path(out, variant).read_text())
+        shared = json.loads(DatasetLayout(out).sharegpt(variant).read_text())
         assert len(shared) == manifest["num_rows"] and set(shared[0]) == {"conversations", "images"}
-    info = json.loads((sharegpt_path(out, "marked").parent / "dataset_info.json").read_text())
+    info = json.loads((DatasetLayout(out).sharegpt("marked").parent / "dataset_info.json").read_text())
     assert set(info) == {"gpt4scene_train_marked_json", "gpt4scene_train_no_bev_json"}
     with pytest.raises(ValueError, match=rf"no val samples.*{val_scene}.*raw_03\.jpg"):
         build_eval_set(root, out, variants=["marked"])
@@ -84,7 +81,7 @@ def test_eval_set_in_paths_mode_versions_its_images(workspace):
     root, scans, ann, out, truth = workspace
     build_task_samples(root, scans, ann, out)
     first = build_eval_set(root, out, ShardSettings(image_mode="paths"))["marked"]
-    eval_dir = eval_set_dir(out, "marked")
+    eval_dir = DatasetLayout(out).eval_set("marked")
     assert sorted(p.name for p in eval_dir.iterdir()) == [
         "data",
         "dataset_info.json",
@@ -148,10 +145,10 @@ def test_cli_shards(prepared_scenes, tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
     assert "train_marked:" in done.stdout and "val_unmarked:" in done.stdout
     for variant, n_images in (("marked", 9), ("unmarked", 8)):
-        manifest = read_manifest(train_shards_dir(out, variant))
+        manifest = read_manifest(DatasetLayout(out).train_shards(variant))
         assert manifest["seed"] == 7 and len(manifest["files"]) > 1
-        assert verify_shards(train_shards_dir(out, variant)) == []
-        row = next(iter_rows(eval_set_dir(out, variant)))
+        assert verify_shards(DatasetLayout(out).train_shards(variant)) == []
+        row = next(iter_rows(DatasetLayout(out).eval_set(variant)))
         assert len(row["images"]) == n_images and isinstance(row["images"][0], bytes) and row["eval"]
     assert read_samples_index(out)["settings"]["seed"] == 7
 

@@ -18,8 +18,9 @@ from assets.dataset import (
     task_samples,
     training_shards_verified,
 )
-from ops.dataset.build import EVAL_FIELDS, eval_set_dir, read_scan2cap_corpus, train_shards_dir
-from ops.dataset.samples import MULTI3DREFER_TEMPLATES, QA_SUFFIX, load_scene_context
+from ops.dataset.build import EVAL_FIELDS, read_scan2cap_corpus
+from ops.dataset.samples import MULTI3DREFER_TEMPLATES, QA_SUFFIX
+from ops.dataset.scene_context import load_scene_context
 from ops.dataset.shards import iter_rows, read_manifest, shard_files
 from pipelines.definitions import defs
 from resources.storage import StorageRoot
@@ -88,8 +89,8 @@ def test_assets_write_the_documented_layout_with_rich_metadata(built):
         "val_unmarked.jsonl",
     ]
     for variant in ("marked", "unmarked"):
-        assert read_manifest(train_shards_dir(dataset, variant))["split"] == "train"
-        assert (eval_set_dir(dataset, variant) / "scan2cap_corpus.json").is_file()
+        assert read_manifest(storage.dataset.train_shards(variant))["split"] == "train"
+        assert (storage.dataset.eval_set(variant) / "scan2cap_corpus.json").is_file()
 
     samples = _materialisation(result, "task_samples").metadata
     index = json.loads((dataset / "samples" / "index.json").read_text())
@@ -103,7 +104,7 @@ def test_assets_write_the_documented_layout_with_rich_metadata(built):
     assert samples["preview"].value.count("](data:image/jpeg;base64,") == 9  # BEV + 8 frames, as thumbnails
 
     shards = _materialisation(result, "training_shards")
-    manifests = {v: read_manifest(train_shards_dir(dataset, v)) for v in ("marked", "unmarked")}
+    manifests = {v: read_manifest(storage.dataset.train_shards(v)) for v in ("marked", "unmarked")}
     assert shards.metadata["data_versions"].value == {v: m["data_version"] for v, m in manifests.items()}
     assert shards.tags["dagster/data_version"] == shards.metadata["data_version"].value
     assert shards.metadata["num_files"].value == sum(len(m["files"]) for m in manifests.values()) > 2
@@ -115,7 +116,7 @@ def test_assets_write_the_documented_layout_with_rich_metadata(built):
     assert evaluation.tags["dagster/data_version"] == evaluation.metadata["data_version"].value
     assert (
         evaluation.metadata["data_versions"].value["marked"]
-        == read_manifest(eval_set_dir(dataset, "marked"))["data_version"]
+        == read_manifest(storage.dataset.eval_set("marked"))["data_version"]
     )
 
 
@@ -133,9 +134,9 @@ def test_checks_pass_and_fail_on_corrupted_files_and_broken_scenes(built, tmp_pa
     # The same checks on a copy whose shard and corpus are tampered with.
     copy = StorageRoot(root=str(tmp_path / "root"), raw_root=storage.raw_root)
     shutil.copytree(storage.root_path, copy.root_path)
-    shard = Path(shard_files(train_shards_dir(copy.dataset_dir, "unmarked"))[0])
+    shard = Path(shard_files(copy.dataset.train_shards("unmarked"))[0])
     shard.write_bytes(shard.read_bytes()[:-1] + b"\x00")
-    (eval_set_dir(copy.dataset_dir, "marked") / "scan2cap_corpus.json").write_text("{}")
+    (copy.dataset.eval_set("marked") / "scan2cap_corpus.json").write_text("{}")
     only_checks = dg.AssetSelection.checks(training_shards_verified, eval_sets_verified)
     checks = dg.materialize(
         [*DATASET_ASSETS, *DATASET_CHECKS], resources={"storage": copy}, raise_on_error=False, selection=only_checks
@@ -171,7 +172,7 @@ def test_hf_datasets_loads_the_training_shards(built, tmp_path, monkeypatch):
     import datasets
 
     for variant, n_images in (("marked", 9), ("unmarked", 8)):
-        out = train_shards_dir(storage.dataset_dir, variant)
+        out = storage.dataset.train_shards(variant)
         dataset = datasets.load_dataset(
             "parquet", data_files=shard_files(out), split="train", cache_dir=str(tmp_path / "hf" / variant)
         )
@@ -188,7 +189,7 @@ def test_golden_rows_from_the_synthetic_annotation_files(built):
     scene_id = truth.train_ids[0]
     context = load_scene_context(storage.root_path, storage.raw_scene_dir(scene_id))
     marker = {oid: k for k, oid in enumerate(context.object_ids)}  # GT instances: ScanNet objectId → marker ID
-    rows = {r["sample_id"]: r for r in iter_rows(train_shards_dir(storage.dataset_dir, "marked"))}
+    rows = {r["sample_id"]: r for r in iter_rows(storage.dataset.train_shards("marked"))}
 
     def turn(row):
         user, answer = (m["content"] for m in row["messages"])
@@ -231,7 +232,7 @@ def test_golden_rows_from_the_synthetic_annotation_files(built):
 
 def test_eval_set_rows_carry_what_scoring_needs(built):
     storage, _, _, _ = built
-    out = eval_set_dir(storage.dataset_dir, "marked")
+    out = storage.dataset.eval_set("marked")
     corpus = read_scan2cap_corpus(out)
     rows = list(iter_rows(out))
     assert {r["task"] for r in rows} == set(EVAL_FIELDS)

@@ -20,24 +20,19 @@ from ops.dataset.annotations import (
     SQA3DRecord,
     load_benchmarks,
 )
+from ops.dataset.sample_builders import BuildSettings, build_samples
 from ops.dataset.samples import (
     GROUNDING_TEMPLATES,
     MULTI3DREFER_TEMPLATES,
     SCAN2CAP_TEMPLATES,
-    BuildSettings,
-    ObjectMatch,
-    SceneContext,
-    build_samples,
     capitalize_sentences,
-    load_scene_context,
-    match_object,
-    match_scan2cap,
     multi3drefer_answer,
     qa_answer,
     read_samples_jsonl,
     strip_description,
     write_samples_jsonl,
 )
+from ops.dataset.scene_context import ObjectMatch, SceneContext, load_scene_context, match_object, match_scan2cap
 from ops.prompts.driver import prepare_scene
 from ops.prompts.instances import box_iou_3d
 from ops.scannet.scene import open_scene

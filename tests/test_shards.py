@@ -14,7 +14,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from ops.dataset.annotations import load_benchmarks
-from ops.dataset.samples import BuildSettings, build_samples, load_scene_context
+from ops.dataset.sample_builders import BuildSettings, build_samples
+from ops.dataset.scene_context import load_scene_context
 from ops.dataset.shards import (
     PARQUET_OPTIONS,
     export_sharegpt,

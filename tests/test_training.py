@@ -11,7 +11,6 @@ import pytest
 import torch
 
 from assets.dataset import task_samples, training_shards
-from ops.dataset.build import train_shards_dir
 from ops.model.training.data import ShardDataset, row_encoder, training_collator
 from ops.model.training.recipe import load_recipe
 from ops.model.training.trainer import answer_token_loss, lora_target_pattern, prepare_model
@@ -69,7 +68,7 @@ def shards(prepared_scenes, tmp_path_factory):
     shutil.copytree(prepared_scenes.root, root)
     storage = StorageRoot(root=str(root), raw_root=str(prepared_scenes.raw))
     assert dg.materialize([task_samples, training_shards], resources={"storage": storage}).success
-    return storage, train_shards_dir(storage.dataset_dir)
+    return storage, storage.dataset.train_shards()
 
 
 def test_rows_stream_one_row_group_at_a_time_and_learn_only_the_answer(shards, tiny_model_dir):

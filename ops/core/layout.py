@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 MANIFEST = "manifest.json"  # a shard set's manifest, written last
+SCAN2CAP_CORPUS = "scan2cap_corpus.json"  # an eval set's Scan2Cap reference corpus
 
 
 @dataclass(frozen=True)

@@ -39,19 +39,11 @@ import numpy as np
 from ops.core.atomic import canonical_json, staging_dir, write_bytes, write_json
 from ops.core.errors import SceneInputError
 from ops.core.fingerprint import content_hash, sha256_hex
+from ops.core.layout import SCAN2CAP_CORPUS, DatasetLayout, StorageLayout
 from ops.dataset.annotations import FILE_NAMES, IMAGE_PLACEHOLDER, load_benchmarks, read_split_scenes
-from ops.dataset.samples import (
-    SPLITS,
-    TASKS,
-    VARIANTS,
-    BuildSettings,
-    Sample,
-    SceneContext,
-    build_samples,
-    load_scene_context,
-    read_samples_jsonl,
-    samples_jsonl,
-)
+from ops.dataset.sample_builders import BuildSettings, build_samples
+from ops.dataset.samples import SPLITS, TASKS, VARIANTS, Sample, read_samples_jsonl, samples_jsonl
+from ops.dataset.scene_context import SceneContext, load_scene_context
 from ops.dataset.shards import (
     DEFAULT_SHARD_BYTES,
     IMAGE_MODES,
@@ -61,9 +53,6 @@ from ops.dataset.shards import (
     write_shards,
 )
 
-SAMPLES_DIR = "samples"
-SAMPLES_INDEX = "index.json"
-SCAN2CAP_CORPUS = "scan2cap_corpus.json"
 MAX_LISTED_ISSUES = 50
 NOT_PREPARED = "not prepared"  # the reason of listed scenes without an artifact folder
 
@@ -72,30 +61,6 @@ Log = Callable[[str], None]
 
 def _no_log(_: str) -> None:
     pass
-
-
-# -- paths other modules rely on ----------------------------------------------------------------------------------
-
-
-def samples_path(dataset_dir: str | Path, split: str, variant: str) -> Path:
-    """``<dataset_dir>/samples/<split>_<variant>.jsonl``."""
-    return Path(dataset_dir) / SAMPLES_DIR / f"{split}_{variant}.jsonl"
-
-
-def train_shards_dir(dataset_dir: str | Path, variant: str = "marked") -> Path:
-    """``<dataset_dir>/shards/train_<variant>/``: the training shard set of one variant (``ops.dataset.shards``
-    layout)."""
-    return Path(dataset_dir) / "shards" / f"train_{variant}"
-
-
-def eval_set_dir(dataset_dir: str | Path, variant: str = "marked") -> Path:
-    """``<dataset_dir>/eval/val_<variant>/``: the evaluation shard set of one variant, with ``scan2cap_corpus.json``."""
-    return Path(dataset_dir) / "eval" / f"val_{variant}"
-
-
-def sharegpt_path(dataset_dir: str | Path, variant: str) -> Path:
-    """``<dataset_dir>/sharegpt/train_<variant>.json`` (optional export)."""
-    return Path(dataset_dir) / "sharegpt" / f"train_{variant}.json"
 
 
 def read_scan2cap_corpus(eval_dir: str | Path) -> dict[str, list[str]]:
@@ -109,7 +74,7 @@ def read_scan2cap_corpus(eval_dir: str | Path) -> dict[str, list[str]]:
 
 def read_samples_index(dataset_dir: str | Path) -> dict[str, Any]:
     """``samples/index.json`` of the last samples build; missing means the samples were never built."""
-    path = Path(dataset_dir) / SAMPLES_DIR / SAMPLES_INDEX
+    path = DatasetLayout(Path(dataset_dir)).samples_index
     try:
         return json.loads(path.read_bytes().decode("utf-8"))
     except OSError as exc:
@@ -168,15 +133,15 @@ class SplitScenes:
 
 def load_split_scenes(root: str | Path, scans_dir: str | Path, ann_dir: str | Path, split: str) -> SplitScenes:
     """Scene contexts of ``split``'s listed scenes that have prepared artifacts under ``<root>/scenes/``."""
-    root, scans_dir = Path(root), Path(scans_dir)
+    layout, scans_dir = StorageLayout(Path(root)), Path(scans_dir)
     listed = read_split_scenes(Path(ann_dir) / FILE_NAMES["split"].format(split=split))
     out = SplitScenes(split, listed)
     for scene_id in sorted(set(listed)):
-        if not (root / "scenes" / scene_id).is_dir():
+        if not layout.scene(scene_id).dir.is_dir():
             out.unavailable[scene_id] = f"{NOT_PREPARED} (no scenes/<scene_id>/ folder)"
             continue
         try:
-            out.contexts[scene_id] = load_scene_context(root, scans_dir / scene_id)
+            out.contexts[scene_id] = load_scene_context(layout.root, scans_dir / scene_id)
         except SceneInputError as exc:  # one bad scene leaves only itself out
             out.unavailable[scene_id] = str(exc)
     return out
@@ -196,6 +161,7 @@ def build_task_samples(
     (records/kept/samples/dropped by reason) and rows per task, the sha256 of every file written, and the
     ``data_version`` (sha256 over those file hashes).
     """
+    layout = DatasetLayout(Path(dataset_dir))
     settings_json = json.loads(json.dumps(asdict(settings)))  # tuples → lists, as the index file holds them
     index: dict[str, Any] = {"settings": settings_json, "variants": list(settings.variants), "splits": {}}
     files: dict[str, bytes] = {}
@@ -215,30 +181,32 @@ def build_task_samples(
         for variant in settings.variants:
             build = BuildSettings(split, variant, settings.tasks, settings.iou_threshold, settings.seed)
             result = build_samples(benchmarks, scenes.contexts, build)
-            files[samples_path("", split, variant).name] = samples_jsonl(result.samples).encode("utf-8")
+            files[layout.samples_file(split, variant).name] = samples_jsonl(result.samples).encode("utf-8")
             # Stats depend on the split only (variants differ in their image lists), so any variant's will do.
             report["stats"] = {task: stats.to_dict() for task, stats in result.stats.items()}
             report["rows"] = {task: stats.samples for task, stats in result.stats.items()}
             report["num_rows"] = len(result.samples)
             if split == "val":
-                files[f"val_{SCAN2CAP_CORPUS}"] = canonical_json(result.scan2cap_corpus).encode("utf-8")
+                files[layout.samples_corpus(split, SCAN2CAP_CORPUS).name] = canonical_json(
+                    result.scan2cap_corpus
+                ).encode("utf-8")
         per_task = ", ".join(f"{task} {n}" for task, n in report["rows"].items())
         log(f"{split}: {report['num_rows']} samples per variant ({per_task})")
         index["splits"][split] = report
     index["files"] = {name: sha256_hex(content) for name, content in sorted(files.items())}
     index["data_version"] = content_hash(index["files"])
-    with staging_dir(Path(dataset_dir) / SAMPLES_DIR) as tmp:
+    with staging_dir(layout.samples) as tmp:
         for name, content in files.items():
             write_bytes(tmp / name, content)
-        write_json(tmp / SAMPLES_INDEX, index)
+        write_json(tmp / layout.samples_index.name, index)
     return index
 
 
 # -- stages 2 and 3: shards ---------------------------------------------------------------------------------------
 
 
-def _index_variants(dataset_dir: Path, variants: Sequence[str] | None) -> tuple[dict[str, Any], list[str]]:
-    index = read_samples_index(dataset_dir)
+def _index_variants(layout: DatasetLayout, variants: Sequence[str] | None) -> tuple[dict[str, Any], list[str]]:
+    index = read_samples_index(layout.dir)
     chosen = list(variants) if variants is not None else list(index["variants"])
     missing = [v for v in chosen if v not in index["variants"]]
     if missing:
@@ -246,52 +214,12 @@ def _index_variants(dataset_dir: Path, variants: Sequence[str] | None) -> tuple[
     return index, chosen
 
 
-def build_training_shards(
-    root: str | Path,
-    dataset_dir: str | Path,
-    settings: ShardSettings = ShardSettings(),
-    variants: Sequence[str] | None = None,
-    log: Log = _no_log,
-) -> dict[str, dict[str, Any]]:
-    """Shard the train samples of ``variants`` (default: every variant of the last samples build) into
-    ``shards/train_<variant>/``; return variant → manifest. Row order is seeded by the samples' seed."""
-    dataset_dir = Path(dataset_dir)
-    index, chosen = _index_variants(dataset_dir, variants)
-    seed = int(index["settings"]["seed"])
-    manifests = {}
-    for variant in chosen:
-        samples, metadata = _split_samples(dataset_dir, index, "train", variant)
-        manifests[variant] = write_shards(
-            samples,
-            train_shards_dir(dataset_dir, variant),
-            root,
-            "train",
-            f"gpt4scene_train_{variant}",
-            settings.image_mode,
-            settings.target_shard_bytes,
-            seed,
-            metadata,
-        )
-        if settings.sharegpt_export:
-            path = sharegpt_path(dataset_dir, variant)
-            export_sharegpt(samples, path, seed=seed)
-            info_path = path.parent / "dataset_info.json"
-            info = json.loads(info_path.read_text()) if info_path.is_file() else {}
-            info.update(sharegpt_dataset_info(f"gpt4scene_train_{variant}_json", path.name))
-            write_json(info_path, dict(sorted(info.items())))
-        log(
-            f"train_{variant}: {manifests[variant]['num_rows']} rows in {len(manifests[variant]['files'])} shards, "
-            f"data version {manifests[variant]['data_version'][:12]}"
-        )
-    return manifests
-
-
 def _split_samples(
-    dataset_dir: Path, index: dict[str, Any], split: str, variant: str
+    layout: DatasetLayout, index: dict[str, Any], split: str, variant: str
 ) -> tuple[list[Sample], dict[str, Any]]:
     """The samples of one split and variant (refused when empty, naming the scenes left out) and the shard
     manifest's metadata about them."""
-    samples = read_samples_jsonl(samples_path(dataset_dir, split, variant))
+    samples = read_samples_jsonl(layout.samples_file(split, variant))
     if not samples:
         left_out = index["splits"][split]["unavailable_scenes"]
         raise ValueError(f"no {split} samples for variant {variant!r}; scenes left out: {left_out}")
@@ -304,6 +232,70 @@ def _split_samples(
     return samples, metadata
 
 
+def _write_shard_sets(
+    root: str | Path,
+    layout: DatasetLayout,
+    split: str,
+    settings: ShardSettings,
+    variants: Sequence[str] | None,
+    log: Log,
+    copied: Mapping[str, Path] | None = None,
+    export: Callable[[str, list[Sample], int], None] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """One shard set per variant of ``split``'s samples, with the ``copied`` files (name in the set → source);
+    ``export`` then gets each variant's samples and the seed. Returns variant → manifest."""
+    index, chosen = _index_variants(layout, variants)
+    extra_files = {name: source.read_bytes() for name, source in (copied or {}).items()}
+    seed = int(index["settings"]["seed"])
+    manifests = {}
+    for variant in chosen:
+        samples, metadata = _split_samples(layout, index, split, variant)
+        out_dir = layout.train_shards(variant) if split == "train" else layout.eval_set(variant)
+        manifests[variant] = manifest = write_shards(
+            samples,
+            out_dir,
+            root,
+            split,
+            f"gpt4scene_{split}_{variant}",
+            settings.image_mode,
+            settings.target_shard_bytes,
+            seed,
+            metadata,
+            extra_files=extra_files,
+        )
+        if export is not None:
+            export(variant, samples, seed)
+        log(
+            f"{split}_{variant}: {manifest['num_rows']} rows in {len(manifest['files'])} shards, "
+            f"data version {manifest['data_version'][:12]}"
+        )
+    return manifests
+
+
+def build_training_shards(
+    root: str | Path,
+    dataset_dir: str | Path,
+    settings: ShardSettings = ShardSettings(),
+    variants: Sequence[str] | None = None,
+    log: Log = _no_log,
+) -> dict[str, dict[str, Any]]:
+    """Shard the train samples of ``variants`` (default: every variant of the last samples build) into
+    ``shards/train_<variant>/``; return variant → manifest. Row order is seeded by the samples' seed."""
+    layout = DatasetLayout(Path(dataset_dir))
+
+    def export(variant: str, samples: list[Sample], seed: int) -> None:
+        path = layout.sharegpt(variant)
+        export_sharegpt(samples, path, seed=seed)
+        info_path = path.parent / "dataset_info.json"
+        info = json.loads(info_path.read_text()) if info_path.is_file() else {}
+        info.update(sharegpt_dataset_info(f"gpt4scene_train_{variant}_json", path.name))
+        write_json(info_path, dict(sorted(info.items())))
+
+    return _write_shard_sets(
+        root, layout, "train", settings, variants, log, export=export if settings.sharegpt_export else None
+    )
+
+
 def build_eval_set(
     root: str | Path,
     dataset_dir: str | Path,
@@ -313,29 +305,9 @@ def build_eval_set(
 ) -> dict[str, dict[str, Any]]:
     """Shard the val samples of ``variants`` into ``eval/val_<variant>/`` (``eval`` column, ``scan2cap_corpus.json``);
     return variant → manifest."""
-    dataset_dir = Path(dataset_dir)
-    index, chosen = _index_variants(dataset_dir, variants)
-    corpus = (dataset_dir / SAMPLES_DIR / f"val_{SCAN2CAP_CORPUS}").read_bytes()
-    manifests = {}
-    for variant in chosen:
-        samples, metadata = _split_samples(dataset_dir, index, "val", variant)
-        manifests[variant] = write_shards(
-            samples,
-            eval_set_dir(dataset_dir, variant),
-            root,
-            "val",
-            f"gpt4scene_val_{variant}",
-            settings.image_mode,
-            settings.target_shard_bytes,
-            int(index["settings"]["seed"]),
-            metadata,
-            extra_files={SCAN2CAP_CORPUS: corpus},
-        )
-        log(
-            f"val_{variant}: {manifests[variant]['num_rows']} rows in {len(manifests[variant]['files'])} shards, "
-            f"data version {manifests[variant]['data_version'][:12]}"
-        )
-    return manifests
+    layout = DatasetLayout(Path(dataset_dir))
+    corpus = {SCAN2CAP_CORPUS: layout.samples_corpus("val", SCAN2CAP_CORPUS)}
+    return _write_shard_sets(root, layout, "val", settings, variants, log, copied=corpus)
 
 
 # The ``eval`` JSON of every val row, by task (``ops.dataset.samples``; what ``ops.metrics`` scoring needs).

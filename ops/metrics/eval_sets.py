@@ -34,6 +34,7 @@ import numpy as np
 
 from ops.core.errors import SceneInputError
 from ops.core.fingerprint import sha256_hex
+from ops.core.layout import SCAN2CAP_CORPUS, StorageLayout
 from ops.dataset.annotations import read_json_file
 from ops.metrics.benchmarks import (
     CaptionItem,
@@ -69,7 +70,6 @@ OFFICIAL_PROPOSALS = "scannet_mask3d_val_attributes.pt"
 OFFICIAL_GT = "scannet_val_attributes.pt"
 OFFICIAL_CORPUS = "scan2cap_val_corpus.json"
 OFFICIAL_UNIQUE = "scanrefer_unique_multiple_lookup.json"
-SCAN2CAP_CORPUS = "scan2cap_corpus.json"
 
 
 @dataclass
@@ -418,7 +418,7 @@ def default_storage_root(eval_dir: str | Path) -> Path | None:
     """The storage root of an eval set at its standard place ``<root>/dataset/eval/val_<variant>/``, else None."""
     eval_dir = Path(eval_dir).resolve()
     root = eval_dir.parents[2] if len(eval_dir.parents) > 2 else None
-    return root if root is not None and (root / "scenes").is_dir() else None
+    return root if root is not None and StorageLayout(root).scenes_dir.is_dir() else None
 
 
 def load_any_eval_set(eval_set: str | Path, root: str | Path | None = None) -> EvalSuite:

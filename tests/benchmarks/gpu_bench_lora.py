@@ -92,11 +92,12 @@ def build_model(out: Path) -> Path:
 
 def build_shards(work: Path) -> Path:
     """Shards of 4 synthetic scenes: 8 marked frames + BEV at 512 px per row."""
-    from ops.dataset.build import build_dataset, train_shards_dir
+    from ops.core.layout import StorageLayout
+    from ops.dataset.build import build_dataset
     from ops.prompts.driver import PromptSettings, prepare_scene
     from ops.synthetic import generate_dataset
 
-    shards = train_shards_dir(work / "root" / "dataset")
+    shards = StorageLayout(work / "root").dataset.train_shards()
     if (shards / "manifest.json").is_file():
         return shards
     truth = generate_dataset(work / "raw", n_scenes=4, seed=0, n_frames=120)

@@ -35,7 +35,8 @@ import torch
 from _bench_util import BENCH_DIR, GENERATOR_SOURCES, warm_page_cache
 
 from ops.core.atomic import write_json
-from ops.dataset.build import SampleSettings, ShardSettings, build_dataset, sharegpt_path, train_shards_dir
+from ops.core.layout import DatasetLayout
+from ops.dataset.build import SampleSettings, ShardSettings, build_dataset
 from ops.dataset.shards import iter_rows, shard_files
 from ops.model.vlm import load_image, preprocess_images
 from ops.prompts.driver import PromptSettings, prepare_scene
@@ -82,9 +83,9 @@ def train_set(tmp_path_factory):
         ShardSettings(target_shard_bytes=64 * 2**20, sharegpt_export=True),
     )
     warm_page_cache(base)
-    exported = json.loads(sharegpt_path(dataset_dir, "marked").read_text())
+    exported = json.loads(DatasetLayout(dataset_dir).sharegpt("marked").read_text())
     image_bytes = sum((root / path).stat().st_size for row in exported for path in row["images"])
-    shards = train_shards_dir(dataset_dir, "marked")
+    shards = DatasetLayout(dataset_dir).train_shards("marked")
     size = sum(Path(p).stat().st_size for p in shard_files(shards))
     # Rows of one scene repeat its 33 images; within a row group Parquet's dictionary/zstd store them once, which
     # real data (rows of many scenes per row group) does not allow: the read-only numbers are best cases.
@@ -92,7 +93,7 @@ def train_set(tmp_path_factory):
         f"\n[bench] prepared 2 scenes in {prepared:.0f} s; train shards {size / 2**20:.1f} MiB in "
         f"{len(shard_files(shards))} files for {image_bytes / 2**20:.0f} MiB of per-row image bytes"
     )
-    return root, shards, sharegpt_path(dataset_dir, "marked"), base
+    return root, shards, DatasetLayout(dataset_dir).sharegpt("marked"), base
 
 
 def _image_processor():
