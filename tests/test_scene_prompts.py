@@ -8,6 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
+from ops.core.layout import SceneLayout
 from ops.prompts.driver import (
     PromptSettings,
     check_bev_not_blank,
@@ -35,7 +36,7 @@ def prepared(tmp_path_factory):
 
 def _recheck(raw, out):
     scene = open_scene(raw)
-    entries = json.loads((out / "frames" / "frames.json").read_text())["frames"]
+    entries = json.loads(SceneLayout(out).frames_meta.read_text())["frames"]
     frames = scene.read_frames([entry["source_index"] for entry in entries], colour=False)
     return check_markers_complete(out, frames, scene, SETTINGS)
 
@@ -43,7 +44,7 @@ def _recheck(raw, out):
 def test_markers_check_fails_on_a_dropped_or_invented_marker(prepared):
     raw, out, result = prepared
     assert result.checks["markers_complete"]["passed"]
-    path = out / "frames" / "frames.json"
+    path = SceneLayout(out).frames_meta
     original = path.read_text()
     meta = json.loads(original)
     frame = next(entry for entry in meta["frames"] if entry["markers"])
@@ -64,20 +65,21 @@ def test_markers_check_fails_on_a_dropped_or_invented_marker(prepared):
 def test_frames_check_fails_on_a_repeated_image_or_index(tmp_path, prepared):
     _, out, result = prepared
     assert result.checks["frames_distinct"]["passed"]
-    frames = tmp_path / "frames"
-    shutil.copytree(out / "frames", frames)
+    copy = SceneLayout(tmp_path)
+    frames = copy.frames
+    shutil.copytree(SceneLayout(out).frames, frames)
     first, second = (frames / f"raw_{n:02d}.jpg" for n in (0, 1))
     same_size = bytearray(first.read_bytes())
     same_size[-3] ^= 0xFF  # same size, other bytes: still distinct
     second.write_bytes(bytes(same_size))
-    assert check_frames_distinct(frames)["passed"]
+    assert check_frames_distinct(tmp_path)["passed"]
     second.write_bytes(first.read_bytes())
-    assert not check_frames_distinct(frames)["passed"]
+    assert not check_frames_distinct(tmp_path)["passed"]
     shutil.copy(out / "frames" / "raw_01.jpg", second)
-    meta = json.loads((frames / "frames.json").read_text())
+    meta = json.loads(copy.frames_meta.read_text())
     meta["frames"][1]["source_index"] = meta["frames"][0]["source_index"]
-    (frames / "frames.json").write_text(json.dumps(meta))
-    outcome = check_frames_distinct(frames)
+    copy.frames_meta.write_text(json.dumps(meta))
+    outcome = check_frames_distinct(tmp_path)
     assert not outcome["passed"] and outcome["distinct_indices"] == outcome["num_frames"] - 1
 
 

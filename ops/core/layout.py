@@ -99,6 +99,11 @@ class SceneLayout:
         }
 
 
+def marked_frame_name(n: int) -> str:
+    """``frame_XX.jpg``: the n-th sampled frame with its markers (XX counts from 00)."""
+    return f"frame_{n:02d}.jpg"
+
+
 def raw_frame_name(marked_name: str) -> str:
     """``frame_XX.jpg`` → ``raw_XX.jpg``: the same frame without markers."""
     return marked_name.replace("frame_", "raw_", 1)

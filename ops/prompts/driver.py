@@ -22,6 +22,7 @@ from PIL import Image
 from ops.core.errors import SceneInputError
 from ops.core.fingerprint import folder_files
 from ops.core.grouping import bounds
+from ops.core.layout import SceneLayout, raw_frame_name
 from ops.core.locking import folder_lock
 from ops.prompts.frames import (
     FrameCamera,
@@ -112,6 +113,7 @@ def _prepare_scene_locked(
         raise ValueError(f"unknown stages {sorted(unknown)}")
     scene = open_scene(raw_scene_dir)
     out = Path(out_scene_dir)
+    layout = SceneLayout(out)
     result = SceneResult(scene.scene_id)
 
     def timed(stage: str, start: float) -> None:
@@ -127,7 +129,7 @@ def _prepare_scene_locked(
             "bounds": [b.tolist() for b in bounds(coord)] if len(coord) else [],
         }
         timed("point_cloud", start)
-    coord, color = _load_pointcloud(out, scene.scene_id)
+    coord, color = _load_pointcloud(layout, scene.scene_id)
 
     if "instance_masks" in stages:
         start = time.perf_counter()
@@ -141,7 +143,7 @@ def _prepare_scene_locked(
             "labels": sorted({str(label) for label in labels}),
         }
         timed("instance_masks", start)
-    instances = _load_instances(out, scene.scene_id)
+    instances = _load_instances(layout, scene.scene_id)
 
     if "bev_image" in stages:
         start = time.perf_counter()
@@ -198,7 +200,7 @@ def _prepare_scene_locked(
             "source_indices": [entry["source_index"] for entry in meta["frames"]],
             "markers_per_frame": [len(entry["markers"]) for entry in meta["frames"]],
         }
-        result.checks["frames_distinct"] = check_frames_distinct(out / "frames")
+        result.checks["frames_distinct"] = check_frames_distinct(out)
         result.checks["markers_complete"] = check_markers_complete(out, frames, scene, settings)
         sheet = composite_grid(sheet_cells, rows=2, cols=4, gap=_SHEET_GAP)
         result.previews["frames"] = _preview_jpeg(sheet, PREVIEW_SHEET_WIDTH)
@@ -263,21 +265,19 @@ def _find_proposals(folder: Path, scene_id: str) -> Path:
     raise SceneInputError(scene_id, folder / f"{scene_id}.pt", "no proposal file (.pt/.pth/.npz/.npy/.txt) found")
 
 
-def _load_pointcloud(out: Path, scene_id: str) -> tuple[np.ndarray, np.ndarray]:
-    folder = out / "pointcloud"
+def _load_pointcloud(layout: SceneLayout, scene_id: str) -> tuple[np.ndarray, np.ndarray]:
     try:
-        return (np.load(folder / "coord.npy", allow_pickle=False), np.load(folder / "color.npy", allow_pickle=False))
+        return (np.load(layout.coord, allow_pickle=False), np.load(layout.color, allow_pickle=False))
     except FileNotFoundError as exc:
         raise SceneInputError(scene_id, exc.filename, "point_cloud has not been materialised yet") from exc
 
 
-def _load_instances(out: Path, scene_id: str) -> Instances:
-    folder = out / "instances"
+def _load_instances(layout: SceneLayout, scene_id: str) -> Instances:
     try:
-        labels = json.loads((folder / "labels.json").read_text())["objects"]
+        labels = json.loads(layout.labels.read_text())["objects"]
         return Instances(
-            np.load(folder / "instance.npy", allow_pickle=False),
-            np.load(folder / "boxes.npy", allow_pickle=False),
+            np.load(layout.instance, allow_pickle=False),
+            np.load(layout.boxes, allow_pickle=False),
             labels,
         )
     except FileNotFoundError as exc:
@@ -295,15 +295,17 @@ def check_bev_not_blank(image: np.ndarray) -> dict[str, Any]:
     return {"passed": filled > BEV_BLANK_FRACTION, "filled_fraction": round(filled, 4)}
 
 
-def check_frames_distinct(frames_dir: Path) -> dict[str, Any]:
-    """Passes when the sampled frames have distinct source indices and no two raw images are identical files.
+def check_frames_distinct(scene_dir: str | Path) -> dict[str, Any]:
+    """Passes when the sampled frames under ``scene_dir`` have distinct source indices and no two raw images are
+    identical files.
 
     Files of different sizes differ, so only raw images whose size another one shares are read and compared."""
-    entries = json.loads((frames_dir / "frames.json").read_text())["frames"]
+    layout = SceneLayout(Path(scene_dir))
+    entries = json.loads(layout.frames_meta.read_text())["frames"]
     indices = [entry["source_index"] for entry in entries]
     by_size: dict[int, list[Path]] = {}
     for entry in entries:
-        raw = frames_dir / entry["file"].replace("frame_", "raw_")
+        raw = layout.frame(raw_frame_name(entry["file"]))
         by_size.setdefault(raw.stat().st_size, []).append(raw)
     same = [group for group in by_size.values() if len(group) > 1]
     identical = any(len({path.read_bytes() for path in group}) < len(group) for group in same)
@@ -311,20 +313,20 @@ def check_frames_distinct(frames_dir: Path) -> dict[str, Any]:
     return {"passed": distinct, "num_frames": len(indices), "distinct_indices": len(set(indices))}
 
 
-def check_markers_complete(out: Path, source_frames: Sequence[Any], scene, settings: PromptSettings) -> dict[str, Any]:
+def check_markers_complete(
+    scene_dir: str | Path, source_frames: Sequence[Any], scene, settings: PromptSettings
+) -> dict[str, Any]:
     """Passes when every object that is visible in a saved frame (recomputed from the saved point cloud,
     instances and frame list, with the source frames' depth) has a marker there, and no marker names an
     invisible object. ``source_frames`` are the frames as read from the scan, in any order."""
-    objects = ObjectPoints(
-        np.load(out / "pointcloud" / "coord.npy", allow_pickle=False),
-        np.load(out / "instances" / "instance.npy", allow_pickle=False),
-    )
-    entries = json.loads((out / "frames" / "frames.json").read_text())["frames"]
+    layout = SceneLayout(Path(scene_dir))
+    objects = ObjectPoints(np.load(layout.coord, allow_pickle=False), np.load(layout.instance, allow_pickle=False))
+    entries = json.loads(layout.frames_meta.read_text())["frames"]
     by_index = {int(frame.index): frame for frame in source_frames}
     missing, extra = [], []
     for entry in entries:
         frame = by_index[entry["source_index"]]
-        with Image.open(out / "frames" / entry["file"]) as saved:  # reads the header only
+        with Image.open(layout.frame(entry["file"])) as saved:  # reads the header only
             width, height = saved.size
         camera = FrameCamera(
             frame.pose,

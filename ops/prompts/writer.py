@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from ops.core.atomic import staging_dir, write_bytes, write_json, write_npy
+from ops.core.layout import SceneLayout, marked_frame_name, raw_frame_name
 from ops.prompts.bev import bev_markers, draw_bev_markers, render_bev
 from ops.prompts.frames import (
     DEPTH_TOLERANCE,
@@ -64,23 +65,23 @@ def encode_jpeg(rgb: np.ndarray, quality: int = JPEG_QUALITY) -> bytes:
 
 def write_pointcloud(scene_dir: str | Path, coord: np.ndarray, color: np.ndarray) -> Path:
     """``pointcloud/coord.npy`` (float32 [P,3]) and ``pointcloud/color.npy`` (uint8 [P,3])."""
-    final = Path(scene_dir) / "pointcloud"
-    with staging_dir(final) as tmp:
-        write_npy(tmp / "coord.npy", np.asarray(coord, dtype=np.float32))
-        write_npy(tmp / "color.npy", np.asarray(color, dtype=np.uint8))
-    return final
+    layout = SceneLayout(Path(scene_dir))
+    with staging_dir(layout.pointcloud) as tmp:
+        write_npy(tmp / layout.coord.name, np.asarray(coord, dtype=np.float32))
+        write_npy(tmp / layout.color.name, np.asarray(color, dtype=np.uint8))
+    return layout.pointcloud
 
 
 def write_instances(scene_dir: str | Path, instances: Instances, source: str) -> Path:
     """``instances/instance.npy``, ``boxes.npy`` and ``labels.json`` (``{"source", "objects": [label rows]}``)."""
     if source not in INSTANCE_SOURCES:
         raise ValueError(f"source must be one of {INSTANCE_SOURCES}, got {source!r}")
-    final = Path(scene_dir) / "instances"
-    with staging_dir(final) as tmp:
-        write_npy(tmp / "instance.npy", np.asarray(instances.instance, dtype=np.int32))
-        write_npy(tmp / "boxes.npy", np.asarray(instances.boxes, dtype=np.float32).reshape(-1, 6))
-        write_json(tmp / "labels.json", {"source": source, "objects": instances.labels})
-    return final
+    layout = SceneLayout(Path(scene_dir))
+    with staging_dir(layout.instances) as tmp:
+        write_npy(tmp / layout.instance.name, np.asarray(instances.instance, dtype=np.int32))
+        write_npy(tmp / layout.boxes.name, np.asarray(instances.boxes, dtype=np.float32).reshape(-1, 6))
+        write_json(tmp / layout.labels.name, {"source": source, "objects": instances.labels})
+    return layout.instances
 
 
 def write_bev(
@@ -99,11 +100,17 @@ def write_bev(
     markers = bev_markers(boxes, bev.world_to_pixel)
     meta = {"size": list(bev.size), "world_to_pixel": bev.world_to_pixel.tolist(), "markers": markers}
     marked = draw_bev_markers(bev, markers, marker_size)
-    final = Path(scene_dir) / "bev"
-    with staging_dir(final) as tmp:
-        write_bytes(tmp / "bev.png", encode_png(marked))
-        write_json(tmp / "bev.json", meta)
+    save_bev(scene_dir, marked, meta)
     return meta, marked
+
+
+def save_bev(scene_dir: str | Path, marked: np.ndarray, meta: dict[str, Any]) -> Path:
+    """``bev/bev.png`` (the marked RGB image) and ``bev/bev.json`` of a BEV already rendered and marked."""
+    layout = SceneLayout(Path(scene_dir))
+    with staging_dir(layout.bev) as tmp:
+        write_bytes(tmp / layout.bev_image.name, encode_png(marked))
+        write_json(tmp / layout.bev_meta.name, meta)
+    return layout.bev
 
 
 def write_frames(
@@ -128,8 +135,8 @@ def write_frames(
     """
     entries = []
     objects = ObjectPoints(coord, instance)
-    final = Path(scene_dir) / "frames"
-    with staging_dir(final) as tmp:
+    layout = SceneLayout(Path(scene_dir))
+    with staging_dir(layout.frames) as tmp:
         for n, frame in enumerate(frames):
             # visibility first, then the image: resized, saved raw, marked in place and saved, while it is in cache
             height, width = frame.rgb.shape[:2]
@@ -138,8 +145,8 @@ def write_frames(
             markers = visible_markers(objects, camera, min_visible_points, depth_tolerance)
             # a frame already small enough is copied, so marking leaves the caller's image intact
             image = downscale(frame.rgb, size) if size != (width, height) else np.array(frame.rgb, order="C")
-            write_bytes(tmp / f"raw_{n:02d}.jpg", encode_jpeg(image))
-            name = f"frame_{n:02d}.jpg"
+            name = marked_frame_name(n)
+            write_bytes(tmp / raw_frame_name(name), encode_jpeg(image))
             marked = mark_frame(image, markers, marker_size, in_place=True)
             write_bytes(tmp / name, encode_jpeg(marked))
             if on_marked is not None:
@@ -154,5 +161,5 @@ def write_frames(
                 }
             )
         meta = {"frames": entries}
-        write_json(tmp / "frames.json", meta)
+        write_json(tmp / layout.frames_meta.name, meta)
     return meta
