@@ -11,20 +11,37 @@ Endpoints (the subset of the OpenAI API that chat clients use):
 Decisions: generation is greedy whatever ``temperature``/``top_p`` say (the evaluation is greedy; sampling would
 make answers irreproducible); only one conversation turn is accepted (``ops.model.vlm`` encodes single-turn chats);
 images must be ``data:`` URLs (the server fetches nothing); ``stream`` and ``n`` > 1 are refused with a 400 that
-says so. Requests are answered one at a time (one model, one lock).
+says so, and so is text holding one of the model's special tokens (``<|im_end|>``, ``<|image_pad|>``: they would
+rewrite the chat's structure). Requests are answered one at a time by one model thread.
+
+Limits (``ServeSettings``): a larger body than ``max_body_bytes`` gets 413; a prompt over ``max_prompt_tokens``,
+too many images, an image over ``max_image_pixels`` (a decompression bomb) or any malformed field get 400, never
+500; once ``max_pending_requests`` are queued or running a new one gets 503 at once; a generation is stopped after
+``generation_timeout_s`` (504). SIGTERM or Ctrl-C stops the server within ``shutdown_grace_s`` plus a moment, even
+mid-generation (the model thread is a daemon).
 """
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import base64
 import binascii
+import dataclasses
+import io
 import itertools
+import json
+import queue
 import threading
 import time
+import typing
 from collections.abc import Callable
-from dataclasses import dataclass
+from concurrent.futures import Future
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from PIL import Image
 
 from ops.dataset.annotations import IMAGE_PLACEHOLDER
 from ops.model.vlm import DEFAULT_SYSTEM, encode_chat, generate, load_image, load_vlm
@@ -32,8 +49,60 @@ from ops.model.vlm import DEFAULT_SYSTEM, encode_chat, generate, load_image, loa
 HOST = "127.0.0.1"  # never another interface: the server has no authentication
 
 
+@dataclass(frozen=True)
+class ServeSettings:
+    """The server's limits: what one request may ask for, and how much the server takes on at once."""
+
+    max_body_bytes: int = field(default=8 * 2**20, metadata={"help": "request body limit, bytes (larger: 413)"})
+    max_prompt_tokens: int = field(
+        default=0, metadata={"help": "prompt token limit (larger: 400); 0: the model's context less max_answer_tokens"}
+    )
+    max_answer_tokens: int = field(default=1024, metadata={"help": "cap on a request's max_tokens"})
+    max_images: int = field(default=64, metadata={"help": "images one request may hold (more: 400)"})
+    max_image_pixels: int = field(
+        default=4096 * 4096, metadata={"help": "pixels of one decoded image (more, e.g. a decompression bomb: 400)"}
+    )
+    generation_timeout_s: float = field(
+        default=60.0, metadata={"help": "a generation running longer is stopped and answered 504, seconds"}
+    )
+    max_pending_requests: int = field(
+        default=8, metadata={"help": "requests queued or running at once; one more is answered 503 at once"}
+    )
+    shutdown_grace_s: int = field(
+        default=2, metadata={"help": "on SIGTERM, seconds open requests get to finish before they are dropped"}
+    )
+
+    def __post_init__(self) -> None:
+        for item in dataclasses.fields(self):
+            value = getattr(self, item.name)
+            if value < 0 or (value == 0 and item.name not in ("max_prompt_tokens", "shutdown_grace_s")):
+                raise ValueError(f"{item.name} must be positive, got {value}")
+
+
+def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
+    """One ``--max-body-bytes``-style flag per ``ServeSettings`` field, with its help and default."""
+    types = typing.get_type_hints(ServeSettings)
+    for item in dataclasses.fields(ServeSettings):
+        parser.add_argument(
+            f"--{item.name.replace('_', '-')}",
+            dest=item.name,
+            type=types[item.name],
+            default=item.default,
+            help=f"{item.metadata['help']} (default {item.default})",
+        )
+
+
+def settings_from_arguments(args: argparse.Namespace) -> ServeSettings:
+    """The ``ServeSettings`` that ``add_settings_arguments``'s flags give."""
+    return ServeSettings(**{item.name: getattr(args, item.name) for item in dataclasses.fields(ServeSettings)})
+
+
 class RequestError(ValueError):
-    """A request the server cannot answer (HTTP 400), with the reason for the client."""
+    """A request the server cannot answer (HTTP 400 unless ``status`` says otherwise), with the reason."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
 
 
 @dataclass(frozen=True)
@@ -59,84 +128,192 @@ def decode_data_url(url: str) -> bytes:
         raise RequestError(f"image data: URL is not valid base64 ({exc})") from exc
 
 
-def parse_chat_request(body: Any, default_max_tokens: int, max_tokens_limit: int) -> ChatRequest:
+def _positive_int(body: dict, name: str, default: int) -> int:
+    value = body.get(name)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise RequestError(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
+def _text_of(part: dict) -> str:
+    text = part.get("text", "")
+    if not isinstance(text, str):
+        raise RequestError(f"text must be a string, got {type(text).__name__}")
+    return text
+
+
+def parse_chat_request(body: Any, default_max_tokens: int, settings: ServeSettings = ServeSettings()) -> ChatRequest:
     """Validate an OpenAI chat-completions body into a ``ChatRequest`` (``RequestError`` says what is wrong)."""
     if not isinstance(body, dict) or not isinstance(body.get("messages"), list) or not body["messages"]:
         raise RequestError("the body must be a JSON object with a non-empty 'messages' list")
     if body.get("stream"):
         raise RequestError("stream=true is not supported")
-    if int(body.get("n", 1) or 1) != 1:
+    if _positive_int(body, "n", 1) != 1:
         raise RequestError("only n=1 is supported")
     systems, users = [], []
     for message in body["messages"]:
         role = message.get("role") if isinstance(message, dict) else None
         if role == "system":
             content = message.get("content")
-            parts = content if isinstance(content, list) else [{"type": "text", "text": content}]
-            systems.append("".join(str(p.get("text", "")) for p in parts if isinstance(p, dict)))
+            parts = content if isinstance(content, list) else [{"type": "text", "text": content or ""}]
+            systems.append("".join(_text_of(p) for p in parts if isinstance(p, dict)))
         elif role == "user":
             users.append(message.get("content"))
         else:
             raise RequestError(f"only system messages and one user message are supported, got role {role!r}")
     if len(users) != 1:
         raise RequestError(f"exactly one user message is supported (single-turn chat), got {len(users)}")
-    text, images = [], []
     content = users[0]
-    for part in [{"type": "text", "text": content}] if isinstance(content, str) else content or []:
+    if not isinstance(content, (str, list)):
+        raise RequestError("the user message's content must be a string or a list of parts")
+    text, images = [], []
+    for part in [{"type": "text", "text": content}] if isinstance(content, str) else content:
         kind = part.get("type") if isinstance(part, dict) else None
         if kind == "text":
-            if IMAGE_PLACEHOLDER in str(part.get("text", "")):
+            if IMAGE_PLACEHOLDER in _text_of(part):
                 raise RequestError(f"text must not contain {IMAGE_PLACEHOLDER}; send images as image_url parts")
-            text.append(str(part.get("text", "")))
+            text.append(_text_of(part))
         elif kind == "image_url":
+            if len(images) == settings.max_images:
+                raise RequestError(f"at most {settings.max_images} images per request")
             image_url = part.get("image_url")
             images.append(decode_data_url(image_url.get("url") if isinstance(image_url, dict) else image_url))
             text.append(IMAGE_PLACEHOLDER)
         else:
             raise RequestError(f"unsupported content part type {kind!r} (text and image_url are)")
-    requested = body.get("max_completion_tokens", body.get("max_tokens")) or default_max_tokens
-    if not isinstance(requested, int) or requested < 1:
-        raise RequestError("max_tokens must be a positive integer")
+    if "max_completion_tokens" in body:
+        requested = _positive_int(body, "max_completion_tokens", default_max_tokens)
+    else:
+        requested = _positive_int(body, "max_tokens", default_max_tokens)
     return ChatRequest(
-        "\n".join(systems) or DEFAULT_SYSTEM, "".join(text), tuple(images), min(requested, max_tokens_limit)
+        "\n".join(systems) or DEFAULT_SYSTEM, "".join(text), tuple(images), min(requested, settings.max_answer_tokens)
     )
 
 
-class ChatModel:
-    """A loaded VLM answering ``ChatRequest``s one at a time (greedy)."""
+def decode_image(data: bytes, max_side: int, max_pixels: int) -> Image.Image:
+    """``load_image`` of one request image, refused (``RequestError``) when it does not decode or its header says
+    it has more than ``max_pixels`` pixels (checked before any pixel is decoded)."""
+    try:
+        with Image.open(io.BytesIO(data)) as probe:
+            width, height = probe.size
+        if width * height > max_pixels:
+            raise RequestError(f"an image has {width}x{height} pixels, more than the limit of {max_pixels}")
+        return load_image(data, max_side)
+    except RequestError:
+        raise
+    except Exception as exc:  # PIL raises OSError, ValueError, SyntaxError, DecompressionBombError, struct.error...
+        raise RequestError(f"an image could not be decoded ({type(exc).__name__}: {exc})") from exc
 
-    def __init__(self, vlm: Any, name: str, image_max_side: int = 512):
+
+def context_length(vlm: Any) -> int:
+    """The model's context window in tokens (``max_position_embeddings`` of its text model)."""
+    return int(vlm.model.config.get_text_config().max_position_embeddings)
+
+
+class ChatModel:
+    """A loaded VLM answering ``ChatRequest``s one at a time (greedy), within ``settings``' limits."""
+
+    def __init__(self, vlm: Any, name: str, image_max_side: int = 512, settings: ServeSettings = ServeSettings()):
         self.vlm = vlm
         self.name = name
         self.image_max_side = image_max_side
+        self.settings = settings
+        self.max_prompt_tokens = settings.max_prompt_tokens or context_length(vlm) - settings.max_answer_tokens
+        self.special_tokens = tuple(vlm.tokenizer.all_special_tokens)
+        vlm.model.generation_config.max_time = settings.generation_timeout_s  # transformers' MaxTimeCriteria
         self._lock = threading.Lock()
 
     def answer(self, request: ChatRequest) -> tuple[str, int, int]:
         """(answer text, prompt tokens, completion tokens)."""
-        try:
-            images = [load_image(data, self.image_max_side) for data in request.images]
-        except OSError as exc:
-            raise RequestError(f"an image could not be decoded ({exc})") from exc
+        for text in (request.system, request.user_text):
+            found = next((token for token in self.special_tokens if token in text), None)
+            if found:
+                raise RequestError(f"text must not contain the model's special token {found}")
+        images = [decode_image(data, self.image_max_side, self.settings.max_image_pixels) for data in request.images]
         with self._lock:
             try:
-                prompt_tokens = int(
-                    encode_chat(self.vlm, request.user_text, images, system=request.system)["input_ids"].numel()
-                )
+                encoded = encode_chat(self.vlm, request.user_text, images, system=request.system)
             except ValueError as exc:
                 raise RequestError(str(exc)) from exc
+            prompt_tokens = int(encoded["input_ids"].numel())
+            if prompt_tokens > self.max_prompt_tokens:
+                raise RequestError(
+                    f"the prompt has {prompt_tokens} tokens, more than the limit of {self.max_prompt_tokens}"
+                )
+            started = time.monotonic()
             answer = generate(self.vlm, [(request.user_text, images)], request.max_tokens, system=request.system)[0]
+            if time.monotonic() - started >= self.settings.generation_timeout_s:
+                raise RequestError(f"generation exceeded {self.settings.generation_timeout_s:g} s", status=504)
         completion_tokens = len(self.vlm.tokenizer(answer, add_special_tokens=False)["input_ids"])
         return answer, prompt_tokens, completion_tokens
 
 
-def build_app(model: ChatModel, default_max_tokens: int = 128, max_tokens_limit: int = 1024) -> Any:
-    """The Starlette app serving ``model``."""
+class ModelWorker:
+    """One daemon thread answering queued requests in order; at most ``capacity`` are queued or running."""
+
+    def __init__(self, model: ChatModel, capacity: int):
+        self.model = model
+        self.capacity = capacity
+        self._jobs: queue.Queue[tuple[Future, ChatRequest]] = queue.Queue()
+        self._pending = 0
+        self._pending_lock = threading.Lock()
+        threading.Thread(target=self._run, name="model", daemon=True).start()
+
+    def admit(self) -> bool:
+        """Reserve a place for one request; False when ``capacity`` are already queued or running."""
+        with self._pending_lock:
+            if self._pending >= self.capacity:
+                return False
+            self._pending += 1
+            return True
+
+    def release(self) -> None:
+        """Give back a place ``admit`` reserved (once its request is answered or dropped)."""
+        with self._pending_lock:
+            self._pending -= 1
+
+    def submit(self, request: ChatRequest) -> Future:
+        """Queue ``request`` (its place already admitted); the future holds ``ChatModel.answer``'s result."""
+        future: Future = Future()
+        self._jobs.put((future, request))
+        return future
+
+    def _run(self) -> None:
+        while True:
+            future, request = self._jobs.get()
+            if not future.set_running_or_notify_cancel():
+                continue  # its client is gone
+            try:
+                future.set_result(self.model.answer(request))
+            except BaseException as exc:
+                future.set_exception(exc)
+
+
+async def read_body(request: Any, limit: int) -> bytes:
+    """The request body, refused with 413 (``RequestError``) as soon as it is known to exceed ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        raise RequestError(f"the body is larger than the limit of {limit} bytes", status=413)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise RequestError(f"the body is larger than the limit of {limit} bytes", status=413)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def build_app(model: ChatModel, default_max_tokens: int = 128) -> Any:
+    """The Starlette app serving ``model`` within ``model.settings``."""
     from starlette.applications import Starlette
-    from starlette.concurrency import run_in_threadpool
     from starlette.requests import Request
     from starlette.responses import JSONResponse
     from starlette.routing import Route
 
+    settings = model.settings
+    worker = ModelWorker(model, settings.max_pending_requests)
     counter = itertools.count(1)
 
     def error(status: int, message: str, kind: str = "invalid_request_error") -> JSONResponse:
@@ -148,21 +325,35 @@ def build_app(model: ChatModel, default_max_tokens: int = 128, max_tokens_limit:
         )
 
     async def chat(request: Request) -> JSONResponse:
+        if not worker.admit():
+            return JSONResponse(
+                {"error": {"message": "the server is busy; retry later", "type": "server_busy"}},
+                status_code=503,
+                headers={"Retry-After": "1"},
+            )
         try:
-            body = await request.json()
-        except ValueError:
-            return error(400, "the body is not JSON")
-        try:
-            parsed = parse_chat_request(body, default_max_tokens, max_tokens_limit)
+            body_bytes = await read_body(request, settings.max_body_bytes)
+            try:
+                body = json.loads(body_bytes)
+            except (ValueError, RecursionError):
+                return error(400, "the body is not JSON")
+            parsed = parse_chat_request(body, default_max_tokens, settings)
             if body.get("model") not in (None, model.name):
                 return error(
                     404,
                     f"model {body.get('model')!r} is not served here (this server has {model.name!r})",
                     "not_found_error",
                 )
-            answer, prompt_tokens, completion_tokens = await run_in_threadpool(model.answer, parsed)
+            future = worker.submit(parsed)
+            try:
+                answer, prompt_tokens, completion_tokens = await asyncio.wrap_future(future)
+            except asyncio.CancelledError:  # the client left or the server is stopping: drop it if not started
+                future.cancel()
+                raise
         except RequestError as exc:
-            return error(400, str(exc))
+            return error(exc.status, str(exc), "timeout_error" if exc.status == 504 else "invalid_request_error")
+        finally:
+            worker.release()
         return JSONResponse(
             {
                 "id": f"chatcmpl-{next(counter)}",
@@ -190,12 +381,19 @@ def serve(
     name: str | None = None,
     image_max_side: int = 512,
     default_max_tokens: int = 128,
+    settings: ServeSettings = ServeSettings(),
     log: Callable[[str], None] = print,
 ) -> None:
-    """Load the model and serve it on ``127.0.0.1:port`` until interrupted."""
+    """Load the model and serve it on ``127.0.0.1:port`` until SIGTERM or Ctrl-C."""
     import uvicorn
 
     vlm = load_vlm(model_dir, adapter_dir)
-    model = ChatModel(vlm, name or Path(adapter_dir or model_dir).name, image_max_side)
+    model = ChatModel(vlm, name or Path(adapter_dir or model_dir).name, image_max_side, settings)
     log(f"serving {model.name!r} on http://{HOST}:{port}/v1 (POST /v1/chat/completions, GET /v1/models)")
-    uvicorn.run(build_app(model, default_max_tokens), host=HOST, port=port, log_level="warning")
+    uvicorn.run(
+        build_app(model, default_max_tokens),
+        host=HOST,
+        port=port,
+        log_level="warning",
+        timeout_graceful_shutdown=settings.shutdown_grace_s,
+    )
