@@ -139,13 +139,13 @@ def _child_pair(raw: Path, out: Path) -> dict[str, Any]:
     first = time.perf_counter() - start
     peak = _maxrss_mib()
     floor_inputs = _floor_inputs(reference, first_result.previews)
-    _floor_once(raw, out / "floor_first", *floor_inputs)
+    _floor_once(raw, out / "floor_first", floor_inputs)
     prepares, floors = [], []
     for k in range(STEADY_PASSES):
         start = time.perf_counter()
         result = prepare_scene(raw, out / f"prepare{k}" / raw.name)
         prepares.append((time.perf_counter() - start, result))
-        floors.append(_floor_once(raw, out / f"floor{k}", *floor_inputs))
+        floors.append(_floor_once(raw, out / f"floor{k}", floor_inputs))
     seconds, result = min(prepares, key=lambda pass_: pass_[0])
     return {
         "first_seconds": first,
@@ -164,37 +164,48 @@ def _child_pair(raw: Path, out: Path) -> dict[str, Any]:
     }
 
 
-def _floor_inputs(reference: Path, previews: dict[str, bytes]) -> tuple[Any, ...]:
+@dataclass(frozen=True)
+class _FloorInputs:
+    """What ``_floor_once`` encodes: the outputs of one ``prepare_scene`` run, loaded, and its settings."""
+
+    settings: Any
+    coord: Any
+    color: Any
+    instances: Any
+    instance_source: str
+    bev: Any
+    bev_meta: dict[str, Any]
+    frames_meta: dict[str, Any]
+    previews: list[Any]
+
+
+def _floor_inputs(reference: Path, previews: dict[str, bytes]) -> _FloorInputs:
     """What ``_floor_once`` encodes, loaded (untimed) from the outputs ``prepare_scene`` wrote under ``reference``
     and its UI ``previews``: settings, the four arrays, the three JSON documents, the BEV image and the previews
     decoded (so they are encoded again at the sizes prepare_scene encoded them)."""
     import cv2
     import numpy as np
 
+    from ops.core.layout import SceneLayout
     from ops.prompts.driver import PromptSettings
+    from ops.prompts.instances import Instances
 
-    arrays = {
-        name: np.load(reference / name)
-        for name in ("pointcloud/coord.npy", "pointcloud/color.npy", "instances/instance.npy", "instances/boxes.npy")
-    }
-    documents = {
-        name: json.loads((reference / name).read_text())
-        for name in ("instances/labels.json", "bev/bev.json", "frames/frames.json")
-    }
-    bev = cv2.imread(str(reference / "bev" / "bev.png"), cv2.IMREAD_COLOR_RGB)
-    decoded = [cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR_RGB) for data in previews.values()]
-    return PromptSettings(), arrays, documents, bev, decoded
+    saved = SceneLayout(reference)
+    labels = json.loads(saved.labels.read_text())
+    return _FloorInputs(
+        settings=PromptSettings(),
+        coord=np.load(saved.coord),
+        color=np.load(saved.color),
+        instances=Instances(np.load(saved.instance), np.load(saved.boxes), labels["objects"]),
+        instance_source=labels["source"],
+        bev=cv2.imread(str(saved.bev_image), cv2.IMREAD_COLOR_RGB),
+        bev_meta=json.loads(saved.bev_meta.read_text()),
+        frames_meta=json.loads(saved.frames_meta.read_text()),
+        previews=[cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR_RGB) for data in previews.values()],
+    )
 
 
-def _floor_once(
-    raw: Path,
-    out: Path,
-    settings: Any,
-    arrays: dict[str, Any],
-    documents: dict[str, Any],
-    bev: Any,
-    previews: list[Any],
-) -> dict[str, Any]:
+def _floor_once(raw: Path, out: Path, inputs: _FloorInputs) -> dict[str, Any]:
     """One timed pass of the I/O floor of ``prepare_scene``, writing into ``out``: the reads, decodes, encodes and
     writes it cannot avoid, nothing else.
 
@@ -203,18 +214,20 @@ def _floor_once(
     aggregation JSON); encode every output ``prepare_scene`` writes at the size it wrote it (marked and raw JPEG
     per frame, the BEV PNG, the four ``.npy`` arrays, the three JSON files) and the two UI preview JPEGs, and
     write the files through ``ops.core.atomic`` into the four artifact folders (staged folder, fsync + rename, as the
-    artifacts are).
+    artifacts are): the frames with the layout's names, the other three folders by the writer's own functions.
     Not timed: the resizes to the saved sizes; the content comes from ``_floor_inputs``.
     """
     import numpy as np
 
-    from ops.core.atomic import staging_dir, write_bytes, write_json, write_npy
+    from ops.core.atomic import staging_dir, write_bytes, write_json
+    from ops.core.layout import SceneLayout, marked_frame_name, raw_frame_name
     from ops.prompts.driver import PREVIEW_JPEG_QUALITY
     from ops.prompts.frames import resize_frame, sample_frame_indices
-    from ops.prompts.writer import encode_jpeg, encode_png
+    from ops.prompts.writer import encode_jpeg, save_bev, write_instances, write_pointcloud
     from ops.scannet.annotations import read_aggregation, read_segs
     from ops.scannet.scene import open_scene
 
+    settings, layout = inputs.settings, SceneLayout(out)
     seconds = {"read_frames": 0.0, "read_mesh_annotations": 0.0, "encode_write": 0.0}
 
     def add(part: str, since: float) -> float:
@@ -226,34 +239,28 @@ def _floor_once(
     scene = open_scene(raw)
     indices = sample_frame_indices(np.flatnonzero(scene.valid_frame_mask()), settings.n_frames)
     add("read_frames", start)
-    with staging_dir(out / "frames") as frames_dir:
+    with staging_dir(layout.frames) as frames_dir:
         for n, index in enumerate(indices):  # one frame at a time, as prepare_scene streams them
             start = time.perf_counter()
             (frame,) = scene.read_frames([index])
             add("read_frames", start)
             image = resize_frame(frame.rgb, scene.color_intrinsics, settings.image_resolution)[0]
             start = time.perf_counter()
-            write_bytes(frames_dir / f"frame_{n:02d}.jpg", encode_jpeg(image))
-            write_bytes(frames_dir / f"raw_{n:02d}.jpg", encode_jpeg(image))
+            name = marked_frame_name(n)
+            write_bytes(frames_dir / name, encode_jpeg(image))
+            write_bytes(frames_dir / raw_frame_name(name), encode_jpeg(image))
             add("encode_write", start)
         start = time.perf_counter()
-        write_json(frames_dir / "frames.json", documents["frames/frames.json"])
+        write_json(frames_dir / layout.frames_meta.name, inputs.frames_meta)
     start = add("encode_write", start)
     mesh = scene.mesh()
     read_segs(scene.files.segs, scene.scene_id)
     read_aggregation(scene.files.aggregation, scene.scene_id)
     start = add("read_mesh_annotations", start)
-    for folder in ("pointcloud", "instances", "bev"):
-        with staging_dir(out / folder) as folder_dir:
-            for name, array in arrays.items():
-                if name.startswith(f"{folder}/"):
-                    write_npy(folder_dir / Path(name).name, array)
-            for name, document in documents.items():
-                if name.startswith(f"{folder}/"):
-                    write_json(folder_dir / Path(name).name, document)
-            if folder == "bev":
-                write_bytes(folder_dir / "bev.png", encode_png(bev))
-    for preview in previews:
+    write_pointcloud(out, inputs.coord, inputs.color)
+    write_instances(out, inputs.instances, inputs.instance_source)
+    save_bev(out, inputs.bev, inputs.bev_meta)
+    for preview in inputs.previews:
         encode_jpeg(preview, PREVIEW_JPEG_QUALITY)
     add("encode_write", start)
     return {
@@ -262,7 +269,7 @@ def _floor_once(
         "num_vertices": len(mesh.vertices),
         "num_jpegs": 2 * len(indices),
         "jpeg_size": list(image.shape[1::-1]),
-        "png_size": list(bev.shape[1::-1]),
+        "png_size": list(inputs.bev.shape[1::-1]),
     }
 
 
