@@ -158,21 +158,24 @@ def _drawers(b: _Builder, w: float, d: float, h: float, rows: int, cols: int) ->
             b.box(x, -d / 2 - 0.03, z0 + dh / 2 - 0.015, min(0.16, dw / 2), 0.02, 0.03, "gray")
 
 
+def _chest_of_drawers(b: _Builder, w: float, d: float, h: float, rows: int, cols: int) -> None:
+    """A w x d x h body with rows x cols drawers on its front, and the surface on top."""
+    b.box(0, 0, 0.0, w, d, h)
+    _drawers(b, w, d, h, rows, cols)
+    b.surface(0, 0, w, d, h)
+
+
 def _nightstand(rng, color):
     b = _Builder(color)
     w, d, h = _u(rng, 0.4, 0.5), _u(rng, 0.35, 0.42), _u(rng, 0.5, 0.6)
-    b.box(0, 0, 0.0, w, d, h)
-    _drawers(b, w, d, h, 2, 1)
-    b.surface(0, 0, w, d, h)
+    _chest_of_drawers(b, w, d, h, 2, 1)
     return b.build("nightstand")
 
 
 def _dresser(rng, color):
     b = _Builder(color)
     w, d, h = _u(rng, 0.9, 1.4), _u(rng, 0.45, 0.55), _u(rng, 0.8, 1.0)
-    b.box(0, 0, 0.0, w, d, h)
-    _drawers(b, w, d, h, 3, 2)
-    b.surface(0, 0, w, d, h)
+    _chest_of_drawers(b, w, d, h, 3, 2)
     return b.build("dresser", front_clearance=0.4)
 
 
