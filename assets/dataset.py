@@ -8,12 +8,15 @@ the last samples build made, with their own shard settings. Data versions are co
 """
 
 import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
 from pydantic import Field
 
 from assets.raw_scenes import scene_manifest
+from ops.core.layout import MANIFEST
 from ops.dataset.build import (
     NOT_PREPARED,
     SampleSettings,
@@ -106,7 +109,9 @@ def _files_table(manifests: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _shards_metadata(storage: StorageRoot, manifests: dict[str, dict[str, Any]], folder) -> dict[str, Any]:
+def _shards_metadata(
+    storage: StorageRoot, manifests: dict[str, dict[str, Any]], folder: Callable[[str], Path]
+) -> dict[str, Any]:
     first_variant = next(iter(manifests))
     preview = next(iter_rows(folder(first_variant)))
     return {
@@ -225,13 +230,17 @@ def samples_account_for_every_record(storage: StorageRoot) -> dg.AssetCheckResul
     )
 
 
-def _shard_set_check(storage: StorageRoot, folder, extra=None) -> dg.AssetCheckResult:
+def _shard_set_check(
+    storage: StorageRoot,
+    folder: Callable[[str], Path],
+    extra: Callable[[Path], tuple[int, list[str]]] | None = None,
+) -> dg.AssetCheckResult:
     index = read_samples_index(storage.dataset_dir)
     problems: dict[str, list[str]] = {}
     rows = {}
     for variant in index["variants"]:
         out = folder(variant)
-        if not (out / "manifest.json").is_file():
+        if not (out / MANIFEST).is_file():
             problems[variant] = [f"{out}: no shard set"]
             continue
         found = verify_shards(out, storage.root_path)

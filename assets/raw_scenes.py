@@ -57,7 +57,7 @@ def scene_manifest(context: dg.AssetExecutionContext, storage: StorageRoot) -> d
     scene_id = context.partition_key
     scene = open_scene(storage.raw_scene_dir(scene_id))
     summary = scene.summary()
-    write_json(storage.scene_dir(scene_id) / "manifest.json", summary)
+    write_json(storage.scene(scene_id).manifest, summary)
     return dg.MaterializeResult(
         metadata={
             "num_frames": summary["num_frames"],

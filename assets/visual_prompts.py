@@ -10,6 +10,7 @@ naming every bad scene with its reason.
 
 import base64
 import time
+from collections.abc import Sequence
 from dataclasses import fields
 
 import dagster as dg
@@ -103,13 +104,10 @@ def visual_prompts(
     settings = config.settings()
     task = ray.remote(num_cpus=1, max_retries=2)(_prepare_scene_task)
     started = time.perf_counter()
-    pending, failures, folders = {}, {}, {}
-    for scene_id in context.partition_keys:
-        try:  # a hostile partition key (typed into the UI's "Add partition") fails alone, before any path exists
-            folders[str(storage.raw_scene_dir(scene_id))] = (scene_id, str(storage.scene_dir(scene_id)))
-        except SceneInputError as exc:
-            failures[scene_id] = _failure_reason(exc)
-            context.log.error(f"scene {scene_id!r} refused: {failures[scene_id]}")
+    folders, failures = _scene_folders(storage, context.partition_keys)
+    for scene_id, reason in failures.items():
+        context.log.error(f"scene {scene_id!r} refused: {reason}")
+    pending = {}
     for raw_dir in largest_first(list(folders)):
         scene_id, out_dir = folders[raw_dir]
         pending[task.remote(raw_dir, out_dir, settings, stages)] = scene_id
@@ -128,24 +126,33 @@ def visual_prompts(
         f"{len(context.partition_keys) - len(failures)} scenes done in {time.perf_counter() - started:.1f} s"
     )
     if failures:
-        raise dg.Failure(
-            description=f"{len(failures)} of {len(context.partition_keys)} scenes failed: "
-            + "; ".join(f"{scene}: {reason}" for scene, reason in sorted(failures.items())),
-            metadata={"failed_scenes": dg.MetadataValue.json(failures)},
-        )
+        raise _scenes_failed(failures, len(context.partition_keys))
+
+
+def _scene_folders(storage: StorageRoot, scene_ids: Sequence[str]) -> tuple[dict[str, tuple[str, str]], dict[str, str]]:
+    """Raw folder → (scene ID, artifact folder) of every valid scene ID, and the refused IDs with their reason."""
+    folders, refused = {}, {}
+    for scene_id in scene_ids:
+        try:  # a hostile partition key (typed into the UI's "Add partition") fails alone, before any path exists
+            folders[str(storage.raw_scene_dir(scene_id))] = (scene_id, str(storage.scene(scene_id).dir))
+        except SceneInputError as exc:
+            refused[scene_id] = _failure_reason(exc)
+    return folders, refused
+
+
+def _scenes_failed(failures: dict[str, str], total: int) -> dg.Failure:
+    return dg.Failure(
+        description=f"{len(failures)} of {total} scenes failed: "
+        + "; ".join(f"{scene}: {reason}" for scene, reason in sorted(failures.items())),
+        metadata={"failed_scenes": dg.MetadataValue.json(failures)},
+    )
 
 
 def _scene_events(storage: StorageRoot, result: SceneResult, stages: tuple[str, ...]):
-    scene_dir = storage.scene_dir(result.scene_id)
-    folders = {
-        "point_cloud": "pointcloud",
-        "instance_masks": "instances",
-        "bev_image": "bev",
-        "marked_frames": "frames",
-    }
+    stage_dirs = storage.scene(result.scene_id).stage_dirs
     for stage in stages:
         metadata: dict[str, object] = {
-            "path": dg.MetadataValue.path(str(scene_dir / folders[stage])),
+            "path": dg.MetadataValue.path(str(stage_dirs[stage])),
             "seconds": result.seconds.get(stage, 0.0),
         }
         for key, value in result.stages.get(stage, {}).items():

@@ -96,7 +96,7 @@ def test_scene_manifest_materialises_summary(storage):
     (materialization,) = result.asset_materializations_for_node("scene_manifest")
     assert materialization.metadata["num_frames"].value == TINY["n_frames"]
     assert 0 < materialization.metadata["num_valid_frames"].value < TINY["n_frames"]
-    manifest = json.loads((storage.scene_dir(scene_id) / "manifest.json").read_text())
+    manifest = json.loads(storage.scene(scene_id).manifest.read_text())
     assert manifest["scene_id"] == scene_id
     assert manifest["num_objects"] >= 8
 
