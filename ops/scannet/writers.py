@@ -4,7 +4,7 @@ Used by the synthetic generator (``ops.synthetic``); the readers (``ops.scannet.
 ``frame_sources``) never trust these writers.
 Every file goes through ``ops.core.atomic`` (temporary name, fsync, rename).
 
-Formats (docs/ARCHITECTURE.md, SCANNET_METRICS_PEERS.md §1):
+Formats (docs/REFERENCE.md §1):
 - ``<scene>_vh_clean_2.ply``: binary little-endian PLY with VCGLIB's header; vertex x y z (float32) and
   red green blue alpha (uint8); faces as ``list uchar int vertex_indices``.
 - ``<scene>_vh_clean_2.0.010000.segs.json``: ``{"params", "sceneId", "segIndices"}`` (one segment id per vertex).

@@ -1,4 +1,4 @@
-"""Benchmark annotations for synthetic scenes, in the published schemas (docs/ARCHITECTURE.md).
+"""Benchmark annotations for synthetic scenes, in the published schemas (docs/REFERENCE.md §1).
 
 Every statement is derived from the generated geometry through ``ops.synthetic.facts``, so it is true; SQA3D's
 situated questions are ``ops.synthetic.sqa3d``. Object ids are the aggregation ``objectId``s. ScanQA
