@@ -8,8 +8,9 @@ Runs: the fine-tuned checkpoint on every eval-set variant present (`finetuned_ma
     evaluation/predictions/<run>/predictions_chunk_*     the chunk files a run resumes from
     evaluation/predictions/<run>/run.json                model fingerprint, eval-set version, settings, complete flag
     evaluation/predictions/index.json                    written last: the runs of the last materialisation
-    evaluation/scores/<run>/<benchmark>.json             one JSON per benchmark (DESIGN §3)
-    evaluation/scores/summary.json                       written last: every run's scores
+    evaluation/scores/<run>/<benchmark>.json             one JSON per benchmark (docs/ARCHITECTURE.md)
+    evaluation/scores/summary.json                       every run's index entry with its scores
+    evaluation/scores/scores.md                          the comparison and ablation tables
 
 A run resumes its chunk files only when its model fingerprint, eval-set data version and generation settings are
 unchanged; otherwise its folder is cleared first (``ops.model.evaluation``). Data versions are content hashes of the
