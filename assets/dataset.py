@@ -17,6 +17,7 @@ from pydantic import Field
 
 from assets.raw_scenes import scene_manifest
 from ops.core.layout import MANIFEST
+from ops.core.settings import setting_field
 from ops.dataset.build import (
     NOT_PREPARED,
     SampleSettings,
@@ -30,8 +31,8 @@ from ops.dataset.build import (
     read_samples_jsonl,
     sample_markdown,
 )
-from ops.dataset.samples import TASKS, VARIANTS
 from ops.dataset.shards import iter_rows, placeholder_mismatches, verify_shards
+from resources.config import settings_config
 from resources.storage import StorageRoot
 
 # Every partition of these per-scene assets feeds the dataset (unpartitioned → dynamic: all partitions).
@@ -44,43 +45,32 @@ SCENE_ASSETS = [
 MIB = 2**20
 
 
-class TaskSamplesConfig(dg.Config):
-    """Launchpad settings of the samples (GPT4Scene's defaults: marked BEV + frames, IoU 0.5)."""
-
-    variants: list[str] = Field(
-        default=["marked"],
-        description=f"image variants to build, of {list(VARIANTS)}: marked = BEV + marked frames (GPT4Scene); "
-        "no_bev = marked frames only; unmarked = raw frames only ('video only', or train marked / evaluate unmarked)",
-    )
-    tasks: list[str] = Field(default=list(TASKS), description=f"benchmarks, of {list(TASKS)}")
-    seed: int = Field(default=0, description="seeds template/situation/answer choices and the shard row order")
-    iou_threshold: float = Field(default=0.5, description="proposal/cluster targets need this 3D IoU with GT (train)")
+class TaskSamplesConfig(settings_config(SampleSettings)):
+    """Launchpad settings of the samples (``SampleSettings``: GPT4Scene's marked BEV + frames, IoU 0.5)."""
 
     def settings(self) -> SampleSettings:
-        return SampleSettings(tuple(self.variants), tuple(self.tasks), self.seed, self.iou_threshold)
+        return SampleSettings(**self.settings_values())
 
 
-class ShardsConfig(dg.Config):
+_SHARD_SIZE = setting_field(ShardSettings, "target_shard_bytes")
+
+
+class ShardsConfig(settings_config(ShardSettings, names=("image_mode",))):
     """Launchpad settings of a shard set."""
 
-    target_shard_mb: float = Field(default=512.0, gt=0, description="target size of one Parquet file, MiB")
-    image_mode: str = Field(default="bytes", description="bytes (images embedded) or paths (relative to the root)")
-
-
-class TrainingShardsConfig(ShardsConfig):
-    """Launchpad settings of the training shards (plus the optional ShareGPT JSON export)."""
-
-    sharegpt_export: bool = Field(default=False, description="also write dataset/sharegpt/train_<variant>.json")
+    target_shard_mb: float = Field(default=_SHARD_SIZE.default / MIB, gt=0, description=f"{_SHARD_SIZE.help}, MiB")
 
     def settings(self) -> ShardSettings:
-        return ShardSettings(max(1, int(self.target_shard_mb * MIB)), self.image_mode, self.sharegpt_export)
+        values = self.settings_values()
+        return ShardSettings.from_mib(values.pop("target_shard_mb"), **values)
+
+
+class TrainingShardsConfig(settings_config(ShardSettings, names=("sharegpt_export",), base=ShardsConfig)):
+    """Launchpad settings of the training shards (plus the optional ShareGPT JSON export)."""
 
 
 class EvalSetsConfig(ShardsConfig):
     """Launchpad settings of the eval sets."""
-
-    def settings(self) -> ShardSettings:
-        return ShardSettings(max(1, int(self.target_shard_mb * MIB)), self.image_mode)
 
 
 # -- metadata -----------------------------------------------------------------------------------------------------

@@ -11,16 +11,15 @@ naming every bad scene with its reason.
 import base64
 import time
 from collections.abc import Sequence
-from dataclasses import fields
 
 import dagster as dg
 from dagster_ray import RayResource
-from pydantic import Field
 
 from assets.partitions import scene_partitions
 from assets.raw_scenes import scene_manifest
 from ops.core.errors import SceneInputError
 from ops.prompts.driver import STAGES, PromptSettings, SceneResult, largest_first, prepare_scene
+from resources.config import settings_config
 from resources.storage import StorageRoot
 
 _DESCRIPTIONS = {
@@ -42,24 +41,11 @@ _CHECKS = {"bev_not_blank": "bev_image", "frames_distinct": "marked_frames", "ma
 CODE_VERSIONS = {"point_cloud": "1", "instance_masks": "1", "bev_image": "1", "marked_frames": "2"}
 
 
-class VisualPromptsConfig(dg.Config):
-    """Launchpad settings of the visual prompts (defaults follow GPT4Scene's released 32-frame, 512 px data)."""
-
-    pointcloud_source: str = Field(default="mesh", description="mesh (ScanNet reconstruction) or fusion (TSDF)")
-    fusion_voxel_size: float = Field(default=0.02, description="TSDF voxel size in metres")
-    fusion_stride: int = Field(default=10, description="use every n-th valid frame for TSDF fusion")
-    instance_source: str = Field(default="gt", description="gt, proposals or clusters")
-    proposals_dir: str = Field(default="", description="folder of <scene_id>.pt/.npz/.npy/.txt proposals")
-    n_frames: int = Field(default=32, description="frames sampled uniformly over the valid frames (8 or 32)")
-    image_resolution: int = Field(default=512, description="long side of the saved frames, px")
-    bev_long_side: int = Field(default=1024, description="long side of the BEV image, px")
-    bev_marker_size: int = Field(default=40, description="BEV marker diameter, px")
-    frame_marker_size: int = Field(default=20, description="frame marker diameter, px")
-    min_visible_points: int = Field(default=10, description="visible points needed to mark an object in a frame")
+class VisualPromptsConfig(settings_config(PromptSettings, exclude=("bev_margin", "depth_tolerance", "seed"))):
+    """Launchpad settings of the visual prompts (``PromptSettings``' fields, defaults and help)."""
 
     def settings(self) -> PromptSettings:
-        names = {f.name for f in fields(PromptSettings)}
-        return PromptSettings(**{key: value for key, value in self.model_dump().items() if key in names})
+        return PromptSettings(**self.settings_values())
 
 
 def _prepare_scene_task(raw_dir: str, out_dir: str, settings: PromptSettings, stages: tuple[str, ...]) -> SceneResult:

@@ -40,6 +40,7 @@ from ops.core.atomic import canonical_json, staging_dir, write_bytes, write_json
 from ops.core.errors import SceneInputError
 from ops.core.fingerprint import content_hash, sha256_hex
 from ops.core.layout import SCAN2CAP_CORPUS, DatasetLayout, StorageLayout
+from ops.core.settings import setting
 from ops.dataset.annotations import FILE_NAMES, IMAGE_PLACEHOLDER, load_benchmarks, read_split_scenes
 from ops.dataset.sample_builders import BuildSettings, build_samples
 from ops.dataset.samples import SPLITS, TASKS, VARIANTS, Sample, read_samples_jsonl, samples_jsonl
@@ -47,6 +48,7 @@ from ops.dataset.scene_context import SceneContext, load_scene_context
 from ops.dataset.shards import (
     DEFAULT_SHARD_BYTES,
     IMAGE_MODES,
+    ImageMode,
     export_sharegpt,
     iter_rows,
     sharegpt_dataset_info,
@@ -54,6 +56,7 @@ from ops.dataset.shards import (
 )
 
 MAX_LISTED_ISSUES = 50
+MIB = 2**20
 NOT_PREPARED = "not prepared"  # the reason of listed scenes without an artifact folder
 
 Log = Callable[[str], None]
@@ -91,10 +94,15 @@ class SampleSettings:
     """What the samples depend on: ``variants`` (image lists, see ``ops.dataset.samples``), tasks, RNG seed (templates,
     situations, answers and the shard row order) and the proposal IoU threshold for training targets."""
 
-    variants: tuple[str, ...] = ("marked",)
-    tasks: tuple[str, ...] = TASKS
-    seed: int = 0
-    iou_threshold: float = 0.5
+    variants: tuple[str, ...] = setting(
+        ("marked",),
+        "image variants to build: marked = BEV + marked frames (GPT4Scene); no_bev = marked frames only; "
+        "unmarked = raw frames only ('video only', or train marked / evaluate unmarked)",
+        choices=VARIANTS,
+    )
+    tasks: tuple[str, ...] = setting(TASKS, "benchmarks", choices=TASKS)
+    seed: int = setting(0, "seeds template/situation/answer choices and the shard row order")
+    iou_threshold: float = setting(0.5, "proposal/cluster targets need this 3D IoU with GT (train)")
 
     def __post_init__(self) -> None:
         if not self.variants or set(self.variants) - set(VARIANTS) or len(set(self.variants)) != len(self.variants):
@@ -107,15 +115,20 @@ class ShardSettings:
     """How shards are written: a target size per Parquet file, images as ``bytes`` or ``paths``, and (training
     shards) whether to also export the official ShareGPT JSON."""
 
-    target_shard_bytes: int = DEFAULT_SHARD_BYTES
-    image_mode: str = "bytes"
-    sharegpt_export: bool = False
+    target_shard_bytes: int = setting(DEFAULT_SHARD_BYTES, "target size of one Parquet file", gt=0)
+    image_mode: ImageMode = setting("bytes", "bytes (images embedded) or paths (relative to the root)")
+    sharegpt_export: bool = setting(False, "also write dataset/sharegpt/train_<variant>.json (official ShareGPT JSON)")
 
     def __post_init__(self) -> None:
         if self.image_mode not in IMAGE_MODES:
             raise ValueError(f"image_mode must be one of {IMAGE_MODES}, got {self.image_mode!r}")
         if self.target_shard_bytes < 1:
             raise ValueError(f"target_shard_bytes must be >= 1, got {self.target_shard_bytes}")
+
+    @classmethod
+    def from_mib(cls, target_shard_mib: float, **options: Any) -> ShardSettings:
+        """Settings whose target size is given in MiB, as the CLI and the launchpad ask for it (at least 1 byte)."""
+        return cls(max(1, int(target_shard_mib * MIB)), **options)
 
 
 # -- stage 1: samples ---------------------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ import os
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 import pyarrow as pa
@@ -40,7 +40,8 @@ from ops.core.fingerprint import content_hash, file_sha256, sha256_hex
 from ops.dataset.annotations import IMAGE_PLACEHOLDER
 from ops.dataset.samples import Sample
 
-IMAGE_MODES = ("bytes", "paths")
+ImageMode = Literal["bytes", "paths"]
+IMAGE_MODES = get_args(ImageMode)
 DATA_DIR = "data"
 MANIFEST = "manifest.json"
 DATASET_INFO = "dataset_info.json"

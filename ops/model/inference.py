@@ -29,6 +29,7 @@ from typing import Any
 from ops.core.atomic import write_text
 from ops.core.errors import SceneInputError
 from ops.core.fingerprint import file_sha256, sha256_hex
+from ops.core.settings import setting
 from ops.dataset.annotations import IMAGE_PLACEHOLDER
 from ops.metrics.grounding import OBJECT_ID_PATTERN
 
@@ -60,12 +61,12 @@ class InferenceSettings:
     """Batch size, generation length, image cap (long side, px), the chunk this process runs, and ``limit`` (only
     the first rows in ``sample_id`` order, before chunking: a quick partial evaluation)."""
 
-    batch_size: int = 8
-    max_new_tokens: int = 128
-    image_max_side: int = 512
-    num_chunks: int = 1
-    chunk_index: int = 0
-    limit: int | None = None
+    batch_size: int = setting(8, "rows generated together", ge=1)
+    max_new_tokens: int = setting(128, "answer length cap, tokens", ge=1)
+    image_max_side: int = setting(512, "long side the images are capped at, px", ge=1)
+    num_chunks: int = setting(1, "split the rows over this many processes (one per GPU)", ge=1)
+    chunk_index: int = setting(0, "the chunk this process answers", ge=0)
+    limit: int | None = setting(None, "only the first N rows (sample_id order)")
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.max_new_tokens < 1 or self.image_max_side < 1:

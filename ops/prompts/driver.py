@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import cv2
 import numpy as np
@@ -24,6 +24,7 @@ from ops.core.fingerprint import folder_files
 from ops.core.grouping import bounds
 from ops.core.layout import SceneLayout, raw_frame_name
 from ops.core.locking import folder_lock
+from ops.core.settings import setting
 from ops.prompts.frames import (
     FrameCamera,
     ObjectPoints,
@@ -48,29 +49,34 @@ _SHEET_GAP = 4
 _SHEET_CELL = (PREVIEW_SHEET_WIDTH - 3 * _SHEET_GAP) // 4  # long side of a cell
 
 
+PointcloudSource = Literal["mesh", "fusion"]
+InstanceSource = Literal["gt", "proposals", "clusters"]
+
+
 @dataclass(frozen=True)
 class PromptSettings:
-    """Every knob of the visual prompts (units: metres and pixels)."""
+    """Every knob of the visual prompts (units: metres and pixels); defaults follow GPT4Scene's released 32-frame,
+    512 px data."""
 
-    pointcloud_source: str = "mesh"  # mesh | fusion
-    fusion_voxel_size: float = 0.02
-    fusion_stride: int = 10
-    instance_source: str = "gt"  # gt | proposals | clusters
-    proposals_dir: str = ""  # folder with <scene_id>.pt / .npz / .npy / .txt proposals
-    n_frames: int = 32
-    image_resolution: int = 512
-    bev_long_side: int = 1024
-    bev_margin: float = 0.05
-    bev_marker_size: int = 40
-    frame_marker_size: int = 20
-    min_visible_points: int = 10
-    depth_tolerance: float = 0.1
-    seed: int = 0
+    pointcloud_source: PointcloudSource = setting("mesh", "mesh (ScanNet reconstruction) or fusion (TSDF)")
+    fusion_voxel_size: float = setting(0.02, "TSDF voxel size in metres")
+    fusion_stride: int = setting(10, "use every n-th valid frame for TSDF fusion")
+    instance_source: InstanceSource = setting("gt", "gt, proposals or clusters")
+    proposals_dir: str = setting("", "folder of <scene_id>.pt/.npz/.npy/.txt proposals (instance_source proposals)")
+    n_frames: int = setting(32, "frames sampled uniformly over the valid frames (8 or 32)")
+    image_resolution: int = setting(512, "long side of the saved frames, px")
+    bev_long_side: int = setting(1024, "long side of the BEV image, px")
+    bev_margin: float = setting(0.05, "BEV margin on every side, as a fraction of the scene's longer xy side")
+    bev_marker_size: int = setting(40, "BEV marker diameter, px")
+    frame_marker_size: int = setting(20, "frame marker diameter, px")
+    min_visible_points: int = setting(10, "visible points needed to mark an object in a frame")
+    depth_tolerance: float = setting(0.1, "depth test tolerance of a projected point, metres")
+    seed: int = setting(0, "seeds the built-in clusters (instance_source clusters)")
 
     def __post_init__(self) -> None:
-        if self.pointcloud_source not in ("mesh", "fusion"):
+        if self.pointcloud_source not in get_args(PointcloudSource):
             raise ValueError(f"pointcloud_source must be mesh or fusion, got {self.pointcloud_source!r}")
-        if self.instance_source not in ("gt", "proposals", "clusters"):
+        if self.instance_source not in get_args(InstanceSource):
             raise ValueError(f"instance_source must be gt, proposals or clusters, got {self.instance_source!r}")
         if self.instance_source == "proposals" and not self.proposals_dir:
             raise ValueError("instance_source 'proposals' needs proposals_dir")
