@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import urlparse
 
-from dagster_ray import RayResource
-from pydantic import Field
+from dagster_ray import LocalRay
+from pydantic import Field, model_validator
 
 # Worker processes run numpy/Open3D/OpenCV code one task per core: multithreaded BLAS, OpenMP or OpenCV's own thread
 # pool (OPENCV_FOR_THREADS_NUM) inside each task only oversubscribes the cores the other tasks are using.
@@ -13,6 +14,7 @@ from pydantic import Field
 # many of them with mmap and returns them to the kernel on free, so each frame faults its pages in afresh (~13,000
 # page faults a scene). The workers' malloc instead serves blocks under 64 MiB from its heap and keeps up to
 # 256 MiB of freed heap for the next frame and scene (~800 faults a scene); peak RSS is unchanged.
+GIB = 2**30
 WORKER_MALLOC = "glibc.malloc.mmap_threshold=67108864:glibc.malloc.trim_threshold=268435456"
 WORKER_ENV = {
     "OPENBLAS_NUM_THREADS": "1",
@@ -24,12 +26,13 @@ WORKER_ENV = {
 }
 
 
-class SceneRay(RayResource):
-    """Ray for the per-scene assets.
+class SceneRay(LocalRay):
+    """Ray for the per-scene assets: dagster-ray's ``LocalRay`` with an address, local defaults and worker env.
 
-    With an empty ``address`` it starts a local Ray (``num_cpus`` workers, no dashboard, bounded object store) bound
-    to 127.0.0.1 — loopback binding also needs ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` in the environment, which the
-    CLI and Makefile set (STACK.md §4). With an address (``ray://head:10001`` or ``auto``) it joins that cluster.
+    With an empty ``address`` ``ray.init`` starts a local Ray bound to 127.0.0.1 with ``num_cpus`` workers, no
+    dashboard, a bounded object store and ``temp_dir``, passed to ``ray.init`` through ``ray_init_options``;
+    loopback binding also needs ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` in the environment (``resources.environment``).
+    With an address (``ray://head:10001`` or ``auto``) it joins that cluster. Workers get ``WORKER_ENV`` either way.
     """
 
     address: str = Field(default="", description="Existing Ray cluster (ray://host:port or 'auto'); empty = local.")
@@ -37,9 +40,26 @@ class SceneRay(RayResource):
     object_store_gib: float = Field(default=1.0, description="Object store of the local Ray, GiB.")
     temp_dir: str = Field(default="/tmp/gpt4scene-ray", description="Session files of the local Ray (short path).")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _local_ray_init_options(cls, data: Any) -> Any:
+        """A local Ray (no address) gets this resource's local settings as ``ray.init`` options, over any given in
+        ``ray_init_options``. An address given as an ``EnvVar`` is resolved, and the resource built again, at run start.
+        """
+        if not isinstance(data, dict) or data.get("address"):
+            return data
+        value = {name: data.get(name, info.default) for name, info in cls.model_fields.items()}
+        local = {
+            "num_cpus": value["num_cpus"],
+            "include_dashboard": False,
+            "_temp_dir": value["temp_dir"],
+            "object_store_memory": int(value["object_store_gib"] * GIB),
+        }
+        return {**data, "ray_init_options": {**(data.get("ray_init_options") or {}), **local}}
+
     @property
     def host(self) -> str:
-        return urlparse(self.address).hostname or "127.0.0.1" if self.address else "127.0.0.1"
+        return (urlparse(self.address).hostname or "127.0.0.1") if self.address else "127.0.0.1"
 
     @property
     def ray_address(self) -> str | None:  # type: ignore[override]
@@ -49,30 +69,5 @@ class SceneRay(RayResource):
     def name(self) -> str:
         return f"Ray({self.address})" if self.address else "LocalRay"
 
-    @property
-    def created(self) -> bool:
-        return True
-
-    @property
-    def ready(self) -> bool:
-        return True
-
     def get_env_vars_to_inject(self) -> dict[str, str]:
         return {**super().get_env_vars_to_inject(), **WORKER_ENV}
-
-    def connect(self, context):  # type: ignore[override]
-        import ray
-
-        options = dict(self.ray_init_options)
-        if not self.address:
-            options = {
-                "num_cpus": self.num_cpus,
-                "include_dashboard": False,
-                "_temp_dir": self.temp_dir,
-                "object_store_memory": int(self.object_store_gib * 2**30),
-                **options,
-            }
-        runtime_env = dict(options.pop("runtime_env", {}))
-        runtime_env["env_vars"] = {**runtime_env.get("env_vars", {}), **self.get_env_vars_to_inject()}
-        self._context = ray.init(address=self.ray_address, runtime_env=runtime_env, **options)
-        return self._context
