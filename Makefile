@@ -5,13 +5,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-export DAGSTER_HOME ?= $(CURDIR)/dagster_home
-export TORCH_EXTENSIONS_DIR ?= $(CURDIR)/.torch_extensions
-export HF_HUB_OFFLINE := 1
-export TRANSFORMERS_OFFLINE := 1
-export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER := 0
-export RAY_AUTH_MODE := disabled
-export EGL_PLATFORM := surfaceless
+# The environment defaults (Dagster home, offline Hugging Face, local Ray, ...) live in resources/environment.py:
+# `gpt4scene` applies them itself, and WITH_ENV runs the tests with them.
+WITH_ENV := $(PY) -m resources.environment
 export PYTHONUNBUFFERED := 1
 
 .PHONY: venv demo test bench ui clean format
@@ -38,10 +34,10 @@ test: $(STAMP)
 	@echo "==> ruff check and format check"
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(PY) -m pytest tests --ignore=tests/benchmarks -v --durations=15
+	$(WITH_ENV) $(PY) -m pytest tests --ignore=tests/benchmarks -v --durations=15
 
 bench: $(STAMP)
-	$(PY) -m pytest tests/benchmarks -s -v
+	$(WITH_ENV) $(PY) -m pytest tests/benchmarks -s -v
 
 ui: $(STAMP)
 	$(VENV)/bin/gpt4scene ui

@@ -22,17 +22,19 @@ import shlex
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import dagster as dg
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from ops.core.atomic import write_json
 from ops.model.training.entry import free_port
+from resources.environment import LOCATION_ENV, OFFLINE_ENV
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
-BACKENDS = ("local", "ray", "k8s")
-LAUNCHERS = ("torchrun", "deepspeed")
+Backend = Literal["local", "ray", "k8s"]
+Launcher = Literal["torchrun", "deepspeed"]
+BACKENDS, LAUNCHERS = get_args(Backend), get_args(Launcher)
 WORKER_MODULE = "resources.training_worker"  # ops.model.training's command line, reporting through Dagster Pipes
 
 
@@ -68,10 +70,11 @@ class BaseModelSource(dg.ConfigurableResource):
 
 
 class TrainingLauncher(dg.ConfigurableResource):
-    """How and where the training processes run (see the module docstring)."""
+    """How and where the training processes run (see the module docstring). ``backend`` and ``launcher`` are
+    checked when the resource is built: at definitions load, or at run start for an ``EnvVar``."""
 
-    backend: str = Field(default="local", description=f"one of {BACKENDS}")
-    launcher: str = Field(default="torchrun", description=f"one of {LAUNCHERS}")
+    backend: str = Field(default=LOCATION_ENV["GPT4SCENE_TRAIN_BACKEND"], description=f"one of {BACKENDS}")
+    launcher: str = Field(default=LOCATION_ENV["GPT4SCENE_TRAIN_LAUNCHER"], description=f"one of {LAUNCHERS}")
     nproc_per_node: int = Field(default=0, description="processes per node; 0 = the visible GPUs, 1 on CPU")
     nnodes: int = Field(default=1, description="nodes (ray and k8s backends)")
     master_port: int = Field(default=0, description="rendezvous port; 0 = a free port (local)")
@@ -84,6 +87,14 @@ class TrainingLauncher(dg.ConfigurableResource):
     k8s_gpus_per_node: int = Field(default=8, description="nvidia.com/gpu per pod")
     k8s_storage_claim: str = Field(default="gpt4scene-data", description="PVC holding the storage root")
     k8s_storage_mount: str = Field(default="/data", description="where the PVC is mounted (= the storage root there)")
+
+    @field_validator("backend", "launcher", mode="before")
+    @classmethod
+    def _one_of_the_choices(cls, value: Any, info: Any) -> Any:
+        choices = BACKENDS if info.field_name == "backend" else LAUNCHERS
+        if not isinstance(value, dg.EnvVar) and value not in choices:  # an EnvVar: checked once resolved
+            raise ValueError(f"{info.field_name} must be one of {choices}, got {value!r}")
+        return value
 
     def _processes(self) -> int:
         if self.nproc_per_node > 0:
@@ -103,8 +114,6 @@ class TrainingLauncher(dg.ConfigurableResource):
         node_rank: str = "0",
     ) -> list[str]:
         """The launcher command line around ``-m resources.training_worker``."""
-        if self.launcher not in LAUNCHERS:
-            raise ValueError(f"launcher must be one of {LAUNCHERS}, got {self.launcher!r}")
         if self.launcher == "torchrun":
             launch = [
                 python,
@@ -147,7 +156,7 @@ class TrainingLauncher(dg.ConfigurableResource):
             "entrypoint": shlex.join(command),
             "entrypoint_num_gpus": nproc if self.nproc_per_node > 0 else 0,
             "entrypoint_num_cpus": 1,
-            "runtime_env": {"env_vars": {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}},
+            "runtime_env": {"env_vars": dict(OFFLINE_ENV)},
             "metadata": {"gpt4scene/run_dir": str(run.run_dir)},
         }
 
@@ -171,11 +180,7 @@ class TrainingLauncher(dg.ConfigurableResource):
             "image": self.k8s_image,
             "command": command,
             "workingDir": "/app",
-            "env": [
-                {"name": "HF_HUB_OFFLINE", "value": "1"},
-                {"name": "TRANSFORMERS_OFFLINE", "value": "1"},
-                {"name": "NCCL_DEBUG", "value": "WARN"},
-            ],
+            "env": [{"name": name, "value": value} for name, value in {**OFFLINE_ENV, "NCCL_DEBUG": "WARN"}.items()],
             "resources": {"limits": {"nvidia.com/gpu": nproc}, "requests": {"nvidia.com/gpu": nproc}},
             "volumeMounts": [
                 {"name": "storage", "mountPath": self.k8s_storage_mount},
@@ -228,4 +233,4 @@ class TrainingLauncher(dg.ConfigurableResource):
                 "dagster-k8s's PipesK8sClient, which this project does not install).",
                 metadata={"job_spec": dg.MetadataValue.json(json.loads(spec_path.read_text()))},
             )
-        raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
+        raise AssertionError(f"unchecked backend {self.backend!r}")
