@@ -235,3 +235,22 @@ def test_zero_shot_client_round_trips_through_the_server(server, eval_data, tmp_
     scores = score_suite(load_eval_set(eval_dir, eval_data.root), read_predictions(out), tasks=("multi3drefer",))
     assert 0.0 <= scores["multi3drefer"]["f1@0.25"] <= 1.0
     assert all(r["answer"] == "No." or r["answer"].startswith("Yes. <OBJ") for r in written)
+
+
+def test_a_chunked_body_is_cut_off_once_past_the_limit():
+    import asyncio
+
+    from ops.model.serving import RequestError, read_body
+
+    received: list[int] = []
+
+    class ChunkedRequest:
+        async def stream(self):
+            for n in range(100):
+                received.append(n)
+                yield b"x" * 1000
+
+    with pytest.raises(RequestError, match="larger than the limit of 2500 bytes") as caught:
+        asyncio.run(read_body(ChunkedRequest(), 2500))
+    assert caught.value.status == 413 and received == [0, 1, 2]  # no more read than needed to know
+    assert asyncio.run(read_body(ChunkedRequest(), 10**6)) == b"x" * 100_000

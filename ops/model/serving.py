@@ -292,10 +292,8 @@ class ModelWorker:
 
 
 async def read_body(request: Any, limit: int) -> bytes:
-    """The request body, refused with 413 (``RequestError``) as soon as it is known to exceed ``limit`` bytes."""
-    declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > limit):
-        raise RequestError(f"the body is larger than the limit of {limit} bytes", status=413)
+    """The request body, refused with 413 (``RequestError``) once more than ``limit`` bytes arrived (a chunked body
+    announces no length)."""
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
@@ -325,6 +323,9 @@ def build_app(model: ChatModel, default_max_tokens: int = 128) -> Any:
         )
 
     async def chat(request: Request) -> JSONResponse:
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > settings.max_body_bytes:  # refused before any of it is read
+            return error(413, f"the body is larger than the limit of {settings.max_body_bytes} bytes")
         if not worker.admit():
             return JSONResponse(
                 {"error": {"message": "the server is busy; retry later", "type": "server_busy"}},
