@@ -77,3 +77,20 @@ def test_prepare_with_clusters_then_figures(synth_dir, tmp_path):
     figures = gpt4scene("figures", str(out / "scenes" / "scene0000_00"), "--out", str(tmp_path / "fig"))
     assert figures.returncode == 0, figures.stderr
     assert (tmp_path / "fig" / "scene0000_00_frames.png").stat().st_size > 10_000
+
+
+def test_dotenv_is_generated_from_the_environment_defaults():
+    from resources.environment import PROJECT_DIR, dotenv_text
+
+    assert (PROJECT_DIR / ".env").read_text() == dotenv_text(), "regenerate: python -m resources.environment > .env"
+
+
+def test_flags_take_default_help_and_choices_from_the_settings():
+    from ops.prompts.driver import PromptSettings
+    from pipelines.cli import build_parser
+
+    args = build_parser().parse_args(["prepare", "--scans", "s", "--out", "o"])
+    assert (args.n_frames, args.instance_source, args.proposals_dir) == (32, "gt", "")
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["prepare", "--scans", "s", "--out", "o", "--instances", "bogus"])
+    assert PromptSettings().n_frames == 32
