@@ -29,8 +29,10 @@ from ops.dataset.build import (
     eval_set_problems,
     read_samples_index,
     read_samples_jsonl,
-    sample_markdown,
 )
+from ops.dataset.manifest import ShardManifest
+from ops.dataset.preview import sample_markdown
+from ops.dataset.samples_index import SamplesIndex
 from ops.dataset.shards import iter_rows, placeholder_mismatches, verify_shards
 from resources.config import settings_config
 from resources.storage import StorageRoot
@@ -76,44 +78,41 @@ class EvalSetsConfig(ShardsConfig):
 # -- metadata -----------------------------------------------------------------------------------------------------
 
 
-def _stats_table(index: dict[str, Any]) -> str:
+def _stats_table(index: SamplesIndex) -> str:
     lines = ["| split | task | records | kept | rows | dropped | dropped by reason |", "|---|---|---|---|---|---|---|"]
-    for split, report in index["splits"].items():
-        for task, stats in report["stats"].items():
-            reasons = ", ".join(f"{reason} {n}" for reason, n in stats["dropped_by_reason"].items()) or "-"
+    for split, report in index.splits.items():
+        for task, stats in report.stats.items():
+            reasons = ", ".join(f"{reason} {n}" for reason, n in sorted(stats.dropped_by_reason.items())) or "-"
             lines.append(
-                f"| {split} | {task} | {stats['records']} | {stats['kept']} | {stats['samples']} | "
-                f"{stats['dropped']} | {reasons} |"
+                f"| {split} | {task} | {stats.records} | {stats.kept} | {stats.samples} | {stats.dropped} | {reasons} |"
             )
     return "\n".join(lines)
 
 
-def _files_table(manifests: dict[str, dict[str, Any]]) -> str:
+def _files_table(manifests: dict[str, ShardManifest]) -> str:
     lines = ["| set | file | rows | MiB | sha256 |", "|---|---|---|---|---|"]
     for variant, manifest in manifests.items():
-        for entry in manifest["files"] + manifest.get("extra_files", []):
-            lines.append(
-                f"| {variant} | `{entry['path']}` | {entry.get('rows', '')} | {entry['bytes'] / MIB:.2f} | "
-                f"`{entry['sha256'][:12]}` |"
-            )
+        for entry in (*manifest.files, *manifest.extra_files):
+            rows = "" if entry.rows is None else entry.rows
+            lines.append(f"| {variant} | `{entry.path}` | {rows} | {entry.bytes / MIB:.2f} | `{entry.sha256[:12]}` |")
     return "\n".join(lines)
 
 
 def _shards_metadata(
-    storage: StorageRoot, manifests: dict[str, dict[str, Any]], folder: Callable[[str], Path]
+    storage: StorageRoot, manifests: dict[str, ShardManifest], folder: Callable[[str], Path]
 ) -> dict[str, Any]:
     first_variant = next(iter(manifests))
     preview = next(iter_rows(folder(first_variant)))
     return {
         "data_version": dg.MetadataValue.text(combined_version(manifests)),
-        "num_rows": sum(m["num_rows"] for m in manifests.values()),
-        "num_files": sum(len(m["files"]) for m in manifests.values()),
-        "total_mib": round(sum(f["bytes"] for m in manifests.values() for f in m["files"]) / MIB, 3),
-        "rows_per_task": dg.MetadataValue.json({v: m["tasks"] for v, m in manifests.items()}),
-        "data_versions": dg.MetadataValue.json({v: m["data_version"] for v, m in manifests.items()}),
+        "num_rows": sum(m.num_rows for m in manifests.values()),
+        "num_files": sum(len(m.files) for m in manifests.values()),
+        "total_mib": round(sum(f.bytes for m in manifests.values() for f in m.files) / MIB, 3),
+        "rows_per_task": dg.MetadataValue.json({v: m.tasks for v, m in manifests.items()}),
+        "data_versions": dg.MetadataValue.json({v: m.data_version for v, m in manifests.items()}),
         "paths": dg.MetadataValue.json({v: str(folder(v)) for v in manifests}),
         "shard_files": dg.MetadataValue.md(_files_table(manifests)),
-        "image_mode": manifests[first_variant]["image_mode"],
+        "image_mode": manifests[first_variant].image_mode,
         "preview": dg.MetadataValue.md(
             f"*{first_variant}*, first row\n\n" + sample_markdown(preview, storage.root_path)
         ),
@@ -138,20 +137,20 @@ def task_samples(
         config.settings(),
         log=context.log.info,
     )
-    splits = index["splits"]
-    train = read_samples_jsonl(storage.dataset.samples_file("train", index["variants"][0]))
+    splits = index.splits
+    train = read_samples_jsonl(storage.dataset.samples_file("train", index.variants[0]))
     preview = next((s for s in train if s.task == "scanrefer"), train[0] if train else None)
     metadata: dict[str, Any] = {
-        "data_version": dg.MetadataValue.text(index["data_version"]),
+        "data_version": dg.MetadataValue.text(index.data_version),
         "path": dg.MetadataValue.path(str(storage.dataset.samples)),
-        "variants": dg.MetadataValue.json(index["variants"]),
-        **{f"{split}_rows": report["num_rows"] for split, report in splits.items()},
-        **{f"{split}_scenes": len(report["scenes"]) for split, report in splits.items()},
-        "rows_per_task": dg.MetadataValue.json({split: report["rows"] for split, report in splits.items()}),
+        "variants": dg.MetadataValue.json(index.variants),
+        **{f"{split}_rows": report.num_rows for split, report in splits.items()},
+        **{f"{split}_scenes": len(report.scenes) for split, report in splits.items()},
+        "rows_per_task": dg.MetadataValue.json({split: report.rows for split, report in splits.items()}),
         "kept_dropped": dg.MetadataValue.md(_stats_table(index)),
-        "kept_dropped_json": dg.MetadataValue.json({split: report["stats"] for split, report in splits.items()}),
-        "unavailable_scenes": dg.MetadataValue.json({s: r["unavailable_scenes"] for s, r in splits.items()}),
-        "annotation_issues": dg.MetadataValue.json({s: r["annotation_issues_listed"] for s, r in splits.items()}),
+        "kept_dropped_json": dg.MetadataValue.json({split: r.to_dict()["stats"] for split, r in splits.items()}),
+        "unavailable_scenes": dg.MetadataValue.json({s: r.unavailable_scenes for s, r in splits.items()}),
+        "annotation_issues": dg.MetadataValue.json({s: r.annotation_issues_listed for s, r in splits.items()}),
         "seconds": round(time.perf_counter() - started, 2),
     }
     if preview is not None:
@@ -162,7 +161,7 @@ def task_samples(
             "messages": preview.messages(),
         }
         metadata["preview"] = dg.MetadataValue.md(sample_markdown(row, storage.root_path))
-    return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(index["data_version"]))
+    return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(index.data_version))
 
 
 @dg.asset(deps=[task_samples], kinds={"python", "parquet"}, group_name="dataset")
@@ -200,14 +199,14 @@ def eval_sets(context: dg.AssetExecutionContext, config: EvalSetsConfig, storage
 def samples_account_for_every_record(storage: StorageRoot) -> dg.AssetCheckResult:
     index = read_samples_index(storage.dataset_dir)
     unbalanced, empty, broken = [], [], {}
-    for split, report in index["splits"].items():
-        for task, stats in report["stats"].items():
-            if stats["records"] != stats["kept"] + stats["dropped"]:
+    for split, report in index.splits.items():
+        for task, stats in report.stats.items():
+            if stats.records != stats.kept + stats.dropped:
                 unbalanced.append(f"{split}/{task}")
-            if split == "train" and stats["samples"] == 0:
+            if split == "train" and stats.samples == 0:
                 empty.append(task)
         # Prepared scenes whose artifacts did not load (scenes never prepared are expected and only listed).
-        broken.update({s: r for s, r in report["unavailable_scenes"].items() if not r.startswith(NOT_PREPARED)})
+        broken.update({s: r for s, r in report.unavailable_scenes.items() if not r.startswith(NOT_PREPARED)})
     return dg.AssetCheckResult(
         passed=not unbalanced and not empty and not broken,
         severity=dg.AssetCheckSeverity.ERROR if unbalanced else dg.AssetCheckSeverity.WARN,
@@ -215,7 +214,7 @@ def samples_account_for_every_record(storage: StorageRoot) -> dg.AssetCheckResul
             "unbalanced": dg.MetadataValue.json(unbalanced),
             "tasks_without_train_rows": dg.MetadataValue.json(empty),
             "broken_scenes": dg.MetadataValue.json(broken),
-            "annotation_issues": sum(r["annotation_issues"] for r in index["splits"].values()),
+            "annotation_issues": sum(r.annotation_issues for r in index.splits.values()),
         },
     )
 
@@ -228,7 +227,7 @@ def _shard_set_check(
     index = read_samples_index(storage.dataset_dir)
     problems: dict[str, list[str]] = {}
     rows = {}
-    for variant in index["variants"]:
+    for variant in index.variants:
         out = folder(variant)
         if not (out / MANIFEST).is_file():
             problems[variant] = [f"{out}: no shard set"]

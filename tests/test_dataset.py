@@ -12,6 +12,7 @@ import sys
 
 import pytest
 
+from ops.core.atomic import canonical_json
 from ops.core.errors import SceneInputError
 from ops.core.layout import DatasetLayout
 from ops.dataset.build import (
@@ -21,9 +22,10 @@ from ops.dataset.build import (
     build_task_samples,
     build_training_shards,
     read_samples_index,
-    sample_markdown,
 )
+from ops.dataset.preview import sample_markdown
 from ops.dataset.samples import read_samples_jsonl
+from ops.dataset.samples_index import SamplesIndex
 from ops.dataset.shards import iter_rows, read_manifest, verify_shards
 
 
@@ -47,28 +49,34 @@ def test_left_out_scenes_and_malformed_rows_are_reported_and_the_rest_goes_on(wo
     (ann / "ScanQA_v1.0_train.json").write_text(json.dumps(scanqa))
 
     index = build_task_samples(root, scans, ann, out, SampleSettings(variants=("marked", "no_bev")))
-    train, val = index["splits"]["train"], index["splits"]["val"]
-    assert train["scenes"] == [train_scene] and list(train["unavailable_scenes"]) == ["scene0999_00"]
-    assert "not prepared" in train["unavailable_scenes"]["scene0999_00"]
-    assert val["scenes"] == [] and "raw_03.jpg" in val["unavailable_scenes"][val_scene]
-    assert val["stats"]["scanqa"]["dropped_by_reason"] == {"scene_unavailable": val["stats"]["scanqa"]["records"]}
-    assert train["annotation_issues"] == 1
-    assert train["annotation_issues_listed"] == [f"{ann / 'ScanQA_v1.0_train.json'} row 2: missing field 'question'"]
-    assert train["stats"]["scanqa"]["records"] == len(scanqa) - 1 and train["rows"]["scanqa"] > 0
+    train, val = index.splits["train"], index.splits["val"]
+    assert train.scenes == [train_scene] and list(train.unavailable_scenes) == ["scene0999_00"]
+    assert "not prepared" in train.unavailable_scenes["scene0999_00"]
+    assert val.scenes == [] and "raw_03.jpg" in val.unavailable_scenes[val_scene]
+    assert val.stats["scanqa"].dropped_by_reason == {"scene_unavailable": val.stats["scanqa"].records}
+    assert train.annotation_issues == 1
+    assert train.annotation_issues_listed == [f"{ann / 'ScanQA_v1.0_train.json'} row 2: missing field 'question'"]
+    assert train.stats["scanqa"].records == len(scanqa) - 1 and train.rows["scanqa"] > 0
     assert read_samples_index(out) == index
+    written = (out / "samples" / "index.json").read_text()
+    assert (
+        written
+        == canonical_json(index.to_dict())
+        == canonical_json(SamplesIndex.from_dict(json.loads(written)).to_dict())
+    )
 
     marked = read_samples_jsonl(DatasetLayout(out).samples_file("train", "marked"))
     no_bev = read_samples_jsonl(DatasetLayout(out).samples_file("train", "no_bev"))
-    assert [s.sample_id for s in marked] == [s.sample_id for s in no_bev] and len(marked) == train["num_rows"]
+    assert [s.sample_id for s in marked] == [s.sample_id for s in no_bev] and len(marked) == train.num_rows
     assert all(s.images == m.images[1:] for s, m in zip(no_bev, marked, strict=True))
 
     manifests = build_training_shards(root, out, ShardSettings(sharegpt_export=True))
     assert set(manifests) == {"marked", "no_bev"}
     for variant, manifest in manifests.items():
         assert verify_shards(DatasetLayout(out).train_shards(variant)) == []
-        assert manifest["metadata"]["samples_data_version"] == index["data_version"]
+        assert manifest.metadata["samples_data_version"] == index.data_version
         shared = json.loads(DatasetLayout(out).sharegpt(variant).read_text())
-        assert len(shared) == manifest["num_rows"] and set(shared[0]) == {"conversations", "images"}
+        assert len(shared) == manifest.num_rows and set(shared[0]) == {"conversations", "images"}
     info = json.loads((DatasetLayout(out).sharegpt("marked").parent / "dataset_info.json").read_text())
     assert set(info) == {"gpt4scene_train_marked_json", "gpt4scene_train_no_bev_json"}
     with pytest.raises(ValueError, match=rf"no val samples.*{val_scene}.*raw_03\.jpg"):
@@ -90,7 +98,7 @@ def test_eval_set_in_paths_mode_versions_its_images(workspace):
     ]
     rows = list(iter_rows(eval_dir))
     assert all(isinstance(p, str) and (root / p).is_file() for r in rows for p in r["images"])
-    assert {e["path"] for e in first["images"]} == {p for r in rows for p in r["images"]}
+    assert {e.path for e in first.images} == {p for r in rows for p in r["images"]}
     markdown = sample_markdown(rows[0], root)
     assert markdown.count("](data:image/jpeg;base64,") == 9
     assert f"**Assistant**: {html.escape(rows[0]['messages'][1]['content'])}" in markdown
@@ -102,7 +110,7 @@ def test_eval_set_in_paths_mode_versions_its_images(workspace):
         f"image scenes/{truth.val_ids[0]}/bev/bev.png: sha256 differs from the manifest"
     ]
     again = build_eval_set(root, out, ShardSettings(image_mode="paths"))["marked"]
-    assert again["files"] == first["files"] and again["data_version"] != first["data_version"]
+    assert again.files == first.files and again.data_version != first.data_version
 
 
 def test_missing_split_file_names_the_file(workspace):
@@ -146,11 +154,11 @@ def test_cli_shards(prepared_scenes, tmp_path):
     assert "train_marked:" in done.stdout and "val_unmarked:" in done.stdout
     for variant, n_images in (("marked", 9), ("unmarked", 8)):
         manifest = read_manifest(DatasetLayout(out).train_shards(variant))
-        assert manifest["seed"] == 7 and len(manifest["files"]) > 1
+        assert manifest.seed == 7 and len(manifest.files) > 1
         assert verify_shards(DatasetLayout(out).train_shards(variant)) == []
         row = next(iter_rows(DatasetLayout(out).eval_set(variant)))
         assert len(row["images"]) == n_images and isinstance(row["images"][0], bytes) and row["eval"]
-    assert read_samples_index(out)["settings"]["seed"] == 7
+    assert read_samples_index(out).seed == 7
 
     bad = _gpt4scene(
         "shards",

@@ -89,7 +89,7 @@ def test_assets_write_the_documented_layout_with_rich_metadata(built):
         "val_unmarked.jsonl",
     ]
     for variant in ("marked", "unmarked"):
-        assert read_manifest(storage.dataset.train_shards(variant))["split"] == "train"
+        assert read_manifest(storage.dataset.train_shards(variant)).split == "train"
         assert (storage.dataset.eval_set(variant) / "scan2cap_corpus.json").is_file()
 
     samples = _materialisation(result, "task_samples").metadata
@@ -105,18 +105,18 @@ def test_assets_write_the_documented_layout_with_rich_metadata(built):
 
     shards = _materialisation(result, "training_shards")
     manifests = {v: read_manifest(storage.dataset.train_shards(v)) for v in ("marked", "unmarked")}
-    assert shards.metadata["data_versions"].value == {v: m["data_version"] for v, m in manifests.items()}
+    assert shards.metadata["data_versions"].value == {v: m.data_version for v, m in manifests.items()}
     assert shards.tags["dagster/data_version"] == shards.metadata["data_version"].value
-    assert shards.metadata["num_files"].value == sum(len(m["files"]) for m in manifests.values()) > 2
+    assert shards.metadata["num_files"].value == sum(len(m.files) for m in manifests.values()) > 2
     assert shards.metadata["shard_files"].value.count(".parquet") == shards.metadata["num_files"].value
-    assert shards.metadata["rows_per_task"].value == {v: m["tasks"] for v, m in manifests.items()}
+    assert shards.metadata["rows_per_task"].value == {v: m.tasks for v, m in manifests.items()}
     preview = shards.metadata["preview"].value
     assert "data:image/jpeg;base64," in preview and "**Assistant**" in preview
     evaluation = _materialisation(result, "eval_sets")
     assert evaluation.tags["dagster/data_version"] == evaluation.metadata["data_version"].value
     assert (
         evaluation.metadata["data_versions"].value["marked"]
-        == read_manifest(storage.dataset.eval_set("marked"))["data_version"]
+        == read_manifest(storage.dataset.eval_set("marked")).data_version
     )
 
 
@@ -176,7 +176,7 @@ def test_hf_datasets_loads_the_training_shards(built, tmp_path, monkeypatch):
         dataset = datasets.load_dataset(
             "parquet", data_files=shard_files(out), split="train", cache_dir=str(tmp_path / "hf" / variant)
         )
-        assert len(dataset) == read_manifest(out)["num_rows"] > 0
+        assert len(dataset) == read_manifest(out).num_rows > 0
         for row in dataset:
             user = row["messages"][0]["content"]
             assert user.count("<image>") == len(row["images"]) == n_images, row["sample_id"]

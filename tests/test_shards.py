@@ -13,7 +13,9 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from ops.core.atomic import canonical_json
 from ops.dataset.annotations import load_benchmarks
+from ops.dataset.manifest import FileEntry
 from ops.dataset.sample_builders import BuildSettings, build_samples
 from ops.dataset.scene_context import load_scene_context
 from ops.dataset.shards import (
@@ -60,12 +62,13 @@ def test_shards_load_with_hf_datasets(built, tmp_path, monkeypatch):
         target_shard_bytes=TARGET_BYTES,
         metadata={"variant": "marked"},
     )
-    n = len(manifest["files"])
+    n = len(manifest.files)
     assert n >= 3
-    assert [f["path"] for f in manifest["files"]] == [f"data/train-{i:05d}-of-{n:05d}.parquet" for i in range(n)]
-    assert sorted(p.name for p in (out / "data").iterdir()) == [Path(f["path"]).name for f in manifest["files"]]
-    assert sum(f["rows"] for f in manifest["files"]) == manifest["num_rows"] == len(samples["train"])
-    assert manifest["metadata"] == {"variant": "marked"} and verify_shards(out) == []
+    assert [f.path for f in manifest.files] == [f"data/train-{i:05d}-of-{n:05d}.parquet" for i in range(n)]
+    assert sorted(p.name for p in (out / "data").iterdir()) == [Path(f.path).name for f in manifest.files]
+    assert sum(f.rows for f in manifest.files) == manifest.num_rows == len(samples["train"])
+    assert manifest.metadata == {"variant": "marked"} and verify_shards(out) == []
+    assert read_manifest(out) == manifest and (out / "manifest.json").read_text() == canonical_json(manifest.to_dict())
 
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
@@ -105,7 +108,7 @@ def test_val_shards_carry_eval_json_and_paths_mode(built, tmp_path):
         sample = by_id[row["sample_id"]]
         assert row["images"] == list(sample.images) and all((root / p).is_file() for p in row["images"])
         assert json.loads(row["eval"]) == sample.eval
-    assert len(read_manifest(out)["files"]) == 1
+    assert len(read_manifest(out).files) == 1
 
 
 def test_rebuild_is_byte_identical_and_content_changes_the_version(built, tmp_path):
@@ -115,7 +118,7 @@ def test_rebuild_is_byte_identical_and_content_changes_the_version(built, tmp_pa
         list(reversed(samples["train"])), tmp_path / "b", root, "train", "t", target_shard_bytes=TARGET_BYTES
     )
     assert _files(tmp_path / "a") == _files(tmp_path / "b")
-    assert first["data_version"] == again["data_version"]
+    assert first.data_version == again.data_version
     meta = pq.ParquetFile(shard_files(tmp_path / "a")[0]).metadata
     assert set(meta.metadata) == {b"ARROW:schema"}  # no pandas metadata, nothing time-dependent
     assert meta.row_group(0).column(0).compression == PARQUET_OPTIONS["compression"].upper()
@@ -131,14 +134,14 @@ def test_rebuild_is_byte_identical_and_content_changes_the_version(built, tmp_pa
     frame.write_bytes(bytes(data))
     before = write_shards(both, tmp_path / "one_row", root, "train", "t", target_shard_bytes=1)
     after = write_shards(both, tmp_path / "one_row_changed", changed_root, "train", "t", target_shard_bytes=1)
-    assert len(before["files"]) == len(both) and after["data_version"] != before["data_version"]
-    differing = {a["path"] for a, b in zip(before["files"], after["files"]) if a["sha256"] != b["sha256"]}
-    holding = {f["path"] for f, s in zip(before["files"], ordered_samples(both, 0)) if s.scene_id == scene_id}
+    assert len(before.files) == len(both) and after.data_version != before.data_version
+    differing = {a.path for a, b in zip(before.files, after.files) if a.sha256 != b.sha256}
+    holding = {f.path for f, s in zip(before.files, ordered_samples(both, 0)) if s.scene_id == scene_id}
     assert differing == holding and 0 < len(holding) < len(both)
     other_seed = write_shards(
         samples["train"], tmp_path / "d", root, "train", "t", target_shard_bytes=TARGET_BYTES, seed=1
     )
-    assert other_seed["data_version"] != first["data_version"]
+    assert other_seed.data_version != first.data_version
     assert sorted(pq.read_table(shard_files(tmp_path / "d"))["sample_id"].to_pylist()) == sorted(
         pq.read_table(shard_files(tmp_path / "a"))["sample_id"].to_pylist()
     )
@@ -149,12 +152,12 @@ def test_manifest_is_checked_and_stale_shards_do_not_survive(built, tmp_path):
     out = tmp_path / "train"
     many = write_shards(samples["train"], out, root, "train", "t", target_shard_bytes=TARGET_BYTES)
     one = write_shards(samples["train"], out, root, "train", "t")
-    assert len(many["files"]) > 1 and len(one["files"]) == 1
+    assert len(many.files) > 1 and len(one.files) == 1
     assert sorted(p.name for p in (out / "data").iterdir()) == ["train-00000-of-00001.parquet"]
     assert sorted(p.name for p in out.iterdir()) == ["data", "dataset_info.json", "manifest.json"]
     assert not list(tmp_path.glob(".*"))  # no staging leftovers
 
-    shard = out / one["files"][0]["path"]
+    shard = out / one.files[0].path
     shard.write_bytes(shard.read_bytes()[:-1] + b"\x00")
     (out / "data" / "extra.parquet").write_bytes(b"x")
     assert verify_shards(out) == [
@@ -194,7 +197,7 @@ def test_placeholder_mismatches_and_extra_files_are_caught(built, tmp_path):
     bad = replace(good[0], sample_id="bad", prompt="look at <image> here")  # text with a stray placeholder
     out = tmp_path / "set"
     manifest = write_shards([*good, bad], out, root, "val", "v", extra_files={"notes.json": b"{}"})
-    assert manifest["extra_files"] == [{"path": "notes.json", "sha256": hashlib.sha256(b"{}").hexdigest(), "bytes": 2}]
+    assert manifest.extra_files == (FileEntry("notes.json", hashlib.sha256(b"{}").hexdigest(), bytes=2),)
     assert placeholder_mismatches(out) == (4, ["bad: 10 placeholders for 9 images"])
     assert [r["sample_id"] for r in iter_rows(out, columns=("sample_id",))] == pq.read_table(shard_files(out))[
         "sample_id"

@@ -75,7 +75,7 @@ def test_rows_stream_one_row_group_at_a_time_and_learn_only_the_answer(shards, t
     storage, shards_dir = shards
     vlm = load_vlm(tiny_model_dir)
     dataset = ShardDataset(shards_dir, row_encoder(vlm, 512, 4096))
-    assert len(dataset) == sum(f["rows"] for f in dataset.manifest["files"]) > 32
+    assert len(dataset) == sum(f.rows for f in dataset.manifest.files) > 32
     row = dataset.read_row(33)
     assert dataset._cached[0] == 1 and len(dataset._cached[1]) <= 32  # only row group 1 is held
     features = [dataset[i] for i in (33, 34)]

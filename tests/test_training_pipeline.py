@@ -102,7 +102,7 @@ def test_torchrun_zero2_training_lowers_the_loss_and_records_lineage(trained):
         p.name for p in out.iterdir()
     }
     lineage = json.loads((out / "lineage.json").read_text())
-    shards_version = read_manifest(storage.dataset.train_shards())["data_version"]
+    shards_version = read_manifest(storage.dataset.train_shards()).data_version
     assert lineage["shards"]["data_version"] == metadata["shards_data_version"].value == shards_version
     assert lineage["recipe"]["hash"] == checkpoint.code_versions_by_key[dg.AssetKey("checkpoint")]
     assert lineage["recipe"]["deepspeed_config"]["zero_optimization"]["stage"] == 2
@@ -205,7 +205,7 @@ def test_checkpoint_goes_stale_when_the_shards_change(setup, trained):
     graph_assets = [task_samples, training_shards, base_model, checkpoint]
     key = dg.AssetKey("checkpoint")
     assert get_stale_status_resolver(instance, graph_assets).get_status(key) == StaleStatus.FRESH
-    before = read_manifest(storage.dataset.train_shards())["data_version"]
+    before = read_manifest(storage.dataset.train_shards()).data_version
     rebuilt = dg.materialize(
         [task_samples, training_shards],
         resources={"storage": storage},
@@ -213,7 +213,7 @@ def test_checkpoint_goes_stale_when_the_shards_change(setup, trained):
         run_config={"ops": {"task_samples": {"config": {"seed": 1}}}},
     )
     assert rebuilt.success
-    assert read_manifest(storage.dataset.train_shards())["data_version"] != before
+    assert read_manifest(storage.dataset.train_shards()).data_version != before
     resolver = get_stale_status_resolver(instance, graph_assets)
     assert resolver.get_status(key) == StaleStatus.STALE
     causes = resolver.get_stale_causes(key)

@@ -25,25 +25,22 @@ Annotation rows that do not parse are collected (file and row) into the index, n
 
 from __future__ import annotations
 
-import base64
-import html
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
-import numpy as np
-
 from ops.core.atomic import canonical_json, staging_dir, write_bytes, write_json
 from ops.core.errors import SceneInputError
 from ops.core.fingerprint import content_hash, sha256_hex
 from ops.core.layout import SCAN2CAP_CORPUS, DatasetLayout, StorageLayout
 from ops.core.settings import setting
-from ops.dataset.annotations import FILE_NAMES, IMAGE_PLACEHOLDER, load_benchmarks, read_split_scenes
+from ops.dataset.annotations import FILE_NAMES, load_benchmarks, read_split_scenes
+from ops.dataset.manifest import ShardManifest
 from ops.dataset.sample_builders import BuildSettings, build_samples
 from ops.dataset.samples import SPLITS, TASKS, VARIANTS, Sample, read_samples_jsonl, samples_jsonl
+from ops.dataset.samples_index import SamplesIndex, SplitReport, read_samples_index
 from ops.dataset.scene_context import SceneContext, load_scene_context
 from ops.dataset.shards import (
     DEFAULT_SHARD_BYTES,
@@ -73,17 +70,6 @@ def read_scan2cap_corpus(eval_dir: str | Path) -> dict[str, list[str]]:
         return json.loads(path.read_bytes().decode("utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise SceneInputError(None, path, f"cannot read the Scan2Cap corpus: {exc}") from exc
-
-
-def read_samples_index(dataset_dir: str | Path) -> dict[str, Any]:
-    """``samples/index.json`` of the last samples build; missing means the samples were never built."""
-    path = DatasetLayout(Path(dataset_dir)).samples_index
-    try:
-        return json.loads(path.read_bytes().decode("utf-8"))
-    except OSError as exc:
-        raise SceneInputError(None, path, "no samples index: build the task samples first") from exc
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise SceneInputError(None, path, f"cannot read the samples index: {exc}") from exc
 
 
 # -- settings -----------------------------------------------------------------------------------------------------
@@ -167,7 +153,7 @@ def build_task_samples(
     dataset_dir: str | Path,
     settings: SampleSettings = SampleSettings(),
     log: Log = _no_log,
-) -> dict[str, Any]:
+) -> SamplesIndex:
     """Build and write the samples of both splits for every variant (replacing ``samples/``); return the index.
 
     The index holds the settings, per split the scenes used and left out, annotation issues, per-task stats
@@ -176,7 +162,7 @@ def build_task_samples(
     """
     layout = DatasetLayout(Path(dataset_dir))
     settings_json = json.loads(json.dumps(asdict(settings)))  # tuples → lists, as the index file holds them
-    index: dict[str, Any] = {"settings": settings_json, "variants": list(settings.variants), "splits": {}}
+    reports: dict[str, SplitReport] = {}
     files: dict[str, bytes] = {}
     for split in SPLITS:
         scenes = load_split_scenes(root, scans_dir, ann_dir, split)
@@ -185,62 +171,60 @@ def build_task_samples(
             f"{split}: {len(scenes.contexts)} of {len(scenes.listed)} listed scenes prepared; "
             f"{len(benchmarks.issues)} malformed annotation rows"
         )
-        report: dict[str, Any] = {
-            "scenes": sorted(scenes.contexts),
-            "unavailable_scenes": dict(sorted(scenes.unavailable.items())),
-            "annotation_issues": len(benchmarks.issues),
-            "annotation_issues_listed": [str(i) for i in benchmarks.issues[:MAX_LISTED_ISSUES]],
-        }
         for variant in settings.variants:
             build = BuildSettings(split, variant, settings.tasks, settings.iou_threshold, settings.seed)
             result = build_samples(benchmarks, scenes.contexts, build)
             files[layout.samples_file(split, variant).name] = samples_jsonl(result.samples).encode("utf-8")
-            # Stats depend on the split only (variants differ in their image lists), so any variant's will do.
-            report["stats"] = {task: stats.to_dict() for task, stats in result.stats.items()}
-            report["rows"] = {task: stats.samples for task, stats in result.stats.items()}
-            report["num_rows"] = len(result.samples)
             if split == "val":
                 files[layout.samples_corpus(split, SCAN2CAP_CORPUS).name] = canonical_json(
                     result.scan2cap_corpus
                 ).encode("utf-8")
-        per_task = ", ".join(f"{task} {n}" for task, n in report["rows"].items())
-        log(f"{split}: {report['num_rows']} samples per variant ({per_task})")
-        index["splits"][split] = report
-    index["files"] = {name: sha256_hex(content) for name, content in sorted(files.items())}
-    index["data_version"] = content_hash(index["files"])
+        # Stats depend on the split only (variants differ in their image lists), so the last variant's will do.
+        report = reports[split] = SplitReport(
+            sorted(scenes.contexts),
+            dict(sorted(scenes.unavailable.items())),
+            len(benchmarks.issues),
+            [str(i) for i in benchmarks.issues[:MAX_LISTED_ISSUES]],
+            result.stats,
+            len(result.samples),
+        )
+        per_task = ", ".join(f"{task} {n}" for task, n in report.rows.items())
+        log(f"{split}: {report.num_rows} samples per variant ({per_task})")
+    hashes = {name: sha256_hex(content) for name, content in sorted(files.items())}
+    index = SamplesIndex(settings_json, list(settings.variants), reports, hashes, content_hash(hashes))
     with staging_dir(layout.samples) as tmp:
         for name, content in files.items():
             write_bytes(tmp / name, content)
-        write_json(tmp / layout.samples_index.name, index)
+        write_json(tmp / layout.samples_index.name, index.to_dict())
     return index
 
 
 # -- stages 2 and 3: shards ---------------------------------------------------------------------------------------
 
 
-def _index_variants(layout: DatasetLayout, variants: Sequence[str] | None) -> tuple[dict[str, Any], list[str]]:
+def _index_variants(layout: DatasetLayout, variants: Sequence[str] | None) -> tuple[SamplesIndex, list[str]]:
     index = read_samples_index(layout.dir)
-    chosen = list(variants) if variants is not None else list(index["variants"])
-    missing = [v for v in chosen if v not in index["variants"]]
+    chosen = list(variants) if variants is not None else list(index.variants)
+    missing = [v for v in chosen if v not in index.variants]
     if missing:
-        raise ValueError(f"variants {missing} were not built by the last samples build ({index['variants']})")
+        raise ValueError(f"variants {missing} were not built by the last samples build ({index.variants})")
     return index, chosen
 
 
 def _split_samples(
-    layout: DatasetLayout, index: dict[str, Any], split: str, variant: str
+    layout: DatasetLayout, index: SamplesIndex, split: str, variant: str
 ) -> tuple[list[Sample], dict[str, Any]]:
     """The samples of one split and variant (refused when empty, naming the scenes left out) and the shard
     manifest's metadata about them."""
     samples = read_samples_jsonl(layout.samples_file(split, variant))
     if not samples:
-        left_out = index["splits"][split]["unavailable_scenes"]
+        left_out = index.splits[split].unavailable_scenes
         raise ValueError(f"no {split} samples for variant {variant!r}; scenes left out: {left_out}")
     metadata = {
         "variant": variant,
-        "samples_data_version": index["data_version"],
-        "sample_settings": index["settings"],
-        "stats": index["splits"][split]["stats"],
+        "samples_data_version": index.data_version,
+        "sample_settings": index.settings,
+        "stats": index.splits[split].to_dict()["stats"],
     }
     return samples, metadata
 
@@ -254,12 +238,12 @@ def _write_shard_sets(
     log: Log,
     copied: Mapping[str, Path] | None = None,
     export: Callable[[str, list[Sample], int], None] | None = None,
-) -> dict[str, dict[str, Any]]:
+) -> dict[str, ShardManifest]:
     """One shard set per variant of ``split``'s samples, with the ``copied`` files (name in the set → source);
     ``export`` then gets each variant's samples and the seed. Returns variant → manifest."""
     index, chosen = _index_variants(layout, variants)
     extra_files = {name: source.read_bytes() for name, source in (copied or {}).items()}
-    seed = int(index["settings"]["seed"])
+    seed = index.seed
     manifests = {}
     for variant in chosen:
         samples, metadata = _split_samples(layout, index, split, variant)
@@ -279,8 +263,8 @@ def _write_shard_sets(
         if export is not None:
             export(variant, samples, seed)
         log(
-            f"{split}_{variant}: {manifest['num_rows']} rows in {len(manifest['files'])} shards, "
-            f"data version {manifest['data_version'][:12]}"
+            f"{split}_{variant}: {manifest.num_rows} rows in {len(manifest.files)} shards, "
+            f"data version {manifest.data_version[:12]}"
         )
     return manifests
 
@@ -291,7 +275,7 @@ def build_training_shards(
     settings: ShardSettings = ShardSettings(),
     variants: Sequence[str] | None = None,
     log: Log = _no_log,
-) -> dict[str, dict[str, Any]]:
+) -> dict[str, ShardManifest]:
     """Shard the train samples of ``variants`` (default: every variant of the last samples build) into
     ``shards/train_<variant>/``; return variant → manifest. Row order is seeded by the samples' seed."""
     layout = DatasetLayout(Path(dataset_dir))
@@ -315,7 +299,7 @@ def build_eval_set(
     settings: ShardSettings = ShardSettings(),
     variants: Sequence[str] | None = None,
     log: Log = _no_log,
-) -> dict[str, dict[str, Any]]:
+) -> dict[str, ShardManifest]:
     """Shard the val samples of ``variants`` into ``eval/val_<variant>/`` (``eval`` column, ``scan2cap_corpus.json``);
     return variant → manifest."""
     layout = DatasetLayout(Path(dataset_dir))
@@ -358,9 +342,9 @@ def eval_set_problems(eval_dir: str | Path, limit: int = 20) -> tuple[int, list[
     return rows, problems[:limit]
 
 
-def combined_version(manifests: Mapping[str, Mapping[str, Any]]) -> str:
+def combined_version(manifests: Mapping[str, ShardManifest]) -> str:
     """One variant: its shard set's data version; several: sha256 of the canonical {variant: data version}."""
-    versions = {variant: m["data_version"] for variant, m in sorted(manifests.items())}
+    versions = {variant: m.data_version for variant, m in sorted(manifests.items())}
     if len(versions) == 1:
         return next(iter(versions.values()))
     return content_hash(versions)
@@ -370,9 +354,9 @@ def combined_version(manifests: Mapping[str, Mapping[str, Any]]) -> str:
 class DatasetBuild:
     """What ``build_dataset`` wrote: the samples index and the manifests of every shard set."""
 
-    samples: dict[str, Any]
-    training: dict[str, dict[str, Any]]
-    eval: dict[str, dict[str, Any]]
+    samples: SamplesIndex
+    training: dict[str, ShardManifest]
+    eval: dict[str, ShardManifest]
 
 
 def build_dataset(
@@ -389,46 +373,3 @@ def build_dataset(
     training = build_training_shards(root, dataset_dir, shard_settings, log=log)
     evaluation = build_eval_set(root, dataset_dir, shard_settings, log=log)
     return DatasetBuild(index, training, evaluation)
-
-
-# -- previews -----------------------------------------------------------------------------------------------------
-
-
-def _thumbnail_uri(image: bytes, long_side: int) -> str | None:
-    array = cv2.imdecode(np.frombuffer(image, np.uint8), cv2.IMREAD_COLOR)
-    if array is None:
-        return None
-    scale = min(1.0, long_side / max(array.shape[:2]))
-    size = (max(1, round(array.shape[1] * scale)), max(1, round(array.shape[0] * scale)))
-    small = cv2.resize(array, size, interpolation=cv2.INTER_AREA)
-    ok, data = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, 80])
-    return f"data:image/jpeg;base64,{base64.b64encode(data.tobytes()).decode('ascii')}" if ok else None
-
-
-def sample_markdown(
-    row: Mapping[str, Any], root: str | Path | None = None, max_images: int = 9, thumb_px: int = 112
-) -> str:
-    """One shard row as Markdown: its images as small JPEG thumbnails (in model order, at most ``max_images``),
-    then the user turn and the answer. ``row["images"]`` are bytes, or paths read under ``root``."""
-    images = list(row["images"])
-    shown = []
-    for n, image in enumerate(images[:max_images]):
-        data = image if isinstance(image, bytes) else (Path(root) / image).read_bytes() if root else None
-        uri = _thumbnail_uri(data, thumb_px) if data else None
-        shown.append(f"![image {n}]({uri})" if uri else f"`image {n}: {image if isinstance(image, str) else '?'}`")
-    more = f" (+{len(images) - max_images} more)" if len(images) > max_images else ""
-    user = next(m["content"] for m in row["messages"] if m["role"] == "user")
-    answer = next(m["content"] for m in row["messages"] if m["role"] == "assistant")
-    count = user.count(IMAGE_PLACEHOLDER)
-    text = user.replace(IMAGE_PLACEHOLDER, "")
-    return "\n".join(
-        [
-            f"**{row['task']}** · `{row['sample_id']}` · {len(images)} images{more}",
-            "",
-            " ".join(shown),
-            "",
-            f"**User** ({count} × `{IMAGE_PLACEHOLDER}`, then): {html.escape(text)}",
-            "",
-            f"**Assistant**: {html.escape(answer)}",
-        ]
-    )

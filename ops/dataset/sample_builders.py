@@ -65,18 +65,33 @@ class TaskStats:
     records: int = 0
     kept: int = 0
     samples: int = 0
-    dropped: Counter[str] = field(default_factory=Counter)
+    dropped_by_reason: Counter[str] = field(default_factory=Counter)
     unknown_objects: list[str] = field(default_factory=list)  # "<file>: scene <id> has no object <n>", first 20
+
+    @property
+    def dropped(self) -> int:
+        """Records dropped, for any reason."""
+        return sum(self.dropped_by_reason.values())
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "records": self.records,
             "kept": self.kept,
             "samples": self.samples,
-            "dropped": sum(self.dropped.values()),
-            "dropped_by_reason": dict(sorted(self.dropped.items())),
+            "dropped": self.dropped,
+            "dropped_by_reason": dict(sorted(self.dropped_by_reason.items())),
             "unknown_objects": self.unknown_objects,
         }
+
+    @classmethod
+    def from_dict(cls, stats: Mapping[str, Any]) -> TaskStats:
+        return cls(
+            int(stats["records"]),
+            int(stats["kept"]),
+            int(stats["samples"]),
+            Counter(stats["dropped_by_reason"]),
+            list(stats["unknown_objects"]),
+        )
 
 
 @dataclass
@@ -105,12 +120,12 @@ class _Builder:
         self.stats[task].records += 1
         scene = self.scenes.get(scene_id)
         if scene is None:
-            self.stats[task].dropped["scene_unavailable"] += 1
+            self.stats[task].dropped_by_reason["scene_unavailable"] += 1
         return scene
 
     def drop(self, task: str, reason: str, scene_id: str = "", object_id: int = -1) -> None:
         stats = self.stats[task]
-        stats.dropped[reason] += 1
+        stats.dropped_by_reason[reason] += 1
         if reason == "unknown_object" and len(stats.unknown_objects) < MAX_REPORTED:
             # An annotation naming an object the scan does not have: reported with its file, as bad input is.
             source = FILE_NAMES["scanrefer" if task == "scan2cap" else task].format(split=self.settings.split)

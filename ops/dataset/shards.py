@@ -36,16 +36,16 @@ import pyarrow.parquet as pq
 
 from ops.core.atomic import staging_dir, write_bytes, write_json, write_text
 from ops.core.errors import SceneInputError
-from ops.core.fingerprint import content_hash, file_sha256, sha256_hex
+from ops.core.fingerprint import file_sha256, sha256_hex
+from ops.core.layout import MANIFEST
 from ops.dataset.annotations import IMAGE_PLACEHOLDER
+from ops.dataset.manifest import FileEntry, ShardManifest, data_version, read_manifest
 from ops.dataset.samples import Sample
 
 ImageMode = Literal["bytes", "paths"]
 IMAGE_MODES = get_args(ImageMode)
 DATA_DIR = "data"
-MANIFEST = "manifest.json"
 DATASET_INFO = "dataset_info.json"
-MANIFEST_FORMAT = "gpt4scene-shards/1"
 DEFAULT_SHARD_BYTES = 512 * 2**20
 ROW_GROUP_ROWS = 32  # rows hold ~N images each; small row groups keep streaming readers' memory low
 PARQUET_OPTIONS: dict[str, Any] = {
@@ -157,17 +157,6 @@ def _partition(sizes: Sequence[int], target: int) -> list[range]:
     return ranges
 
 
-def data_version(files: Iterable[Mapping[str, Any]]) -> str:
-    """sha256 of the canonical JSON of the file entries sorted by path."""
-    entries = sorted((dict(f) for f in files), key=lambda f: f["path"])
-    return content_hash(entries)
-
-
-def _versioned_entries(manifest: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    """The entries a manifest's data version covers: Parquet files, extra files, referenced images."""
-    return [*manifest["files"], *manifest.get("extra_files", []), *manifest.get("images", [])]
-
-
 def write_shards(
     samples: Iterable[Sample],
     out_dir: str | Path,
@@ -179,7 +168,7 @@ def write_shards(
     seed: int = 0,
     metadata: Mapping[str, Any] | None = None,
     extra_files: Mapping[str, bytes] | None = None,
-) -> dict[str, Any]:
+) -> ShardManifest:
     """Write the shard set of ``samples`` into ``out_dir`` (replacing it) and return the manifest.
 
     ``root`` is the storage root the samples' image paths are relative to. ``metadata`` (JSON-ready, e.g. build
@@ -232,51 +221,30 @@ def write_shards(
                 row_group_size=ROW_GROUP_ROWS,
                 **PARQUET_OPTIONS,
             )
-            files.append(
-                {
-                    "path": rel,
-                    "sha256": file_sha256(tmp / rel),
-                    "rows": len(shard),
-                    "bytes": (tmp / rel).stat().st_size,
-                }
-            )
+            files.append(FileEntry(rel, file_sha256(tmp / rel), len(shard), (tmp / rel).stat().st_size))
         images.cache.clear()
         write_json(tmp / DATASET_INFO, llamafactory_dataset_info(dataset_name))
         extras = []
         for name, content in extra_files.items():
             write_bytes(tmp / name, content)
-            extras.append({"path": name, "sha256": sha256_hex(content), "bytes": len(content)})
+            extras.append(FileEntry(name, sha256_hex(content), bytes=len(content)))
         # Paths mode: the Parquet files hold no pixels, so the images' own hashes enter the data version.
         referenced = sorted({p: s for s in rows for p in s.images}.items()) if image_mode == "paths" else []
-        image_entries = [{"path": p, "sha256": file_sha256(images.path(s, p))} for p, s in referenced]
-        manifest = {
-            "format": MANIFEST_FORMAT,
-            "dataset_name": dataset_name,
-            "split": split,
-            "image_mode": image_mode,
-            "seed": seed,
-            "num_rows": len(rows),
-            "tasks": dict(sorted(Counter(s.task for s in rows).items())),
-            "files": files,
-            "extra_files": extras,
-            "images": image_entries,
-            "data_version": "",
-            "metadata": dict(metadata or {}),
-        }
-        manifest["data_version"] = data_version(_versioned_entries(manifest))
-        write_json(tmp / MANIFEST, manifest)
-    return manifest
-
-
-def read_manifest(out_dir: str | Path) -> dict[str, Any]:
-    """The shard set's manifest; a missing or unreadable one raises ``SceneInputError``."""
-    path = Path(out_dir) / MANIFEST
-    try:
-        manifest = json.loads(path.read_bytes().decode("utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise SceneInputError(None, path, f"cannot read shard manifest: {exc}") from exc
-    if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
-        raise SceneInputError(None, path, f"not a {MANIFEST_FORMAT} manifest")
+        image_entries = [FileEntry(p, file_sha256(images.path(s, p))) for p, s in referenced]
+        manifest = ShardManifest(
+            dataset_name,
+            split,
+            image_mode,
+            seed,
+            len(rows),
+            dict(sorted(Counter(s.task for s in rows).items())),
+            tuple(files),
+            tuple(extras),
+            tuple(image_entries),
+            data_version([*files, *extras, *image_entries]),
+            dict(metadata or {}),
+        )
+        write_json(tmp / MANIFEST, manifest.to_dict())
     return manifest
 
 
@@ -286,35 +254,32 @@ def verify_shards(out_dir: str | Path, root: str | Path | None = None) -> list[s
     paths-mode set references are checked against their recorded sha256 too."""
     out_dir = Path(out_dir)
     manifest = read_manifest(out_dir)
-    problems = []
-    listed = {f["path"] for f in manifest["files"]}
+    listed = {f.path for f in manifest.files}
     data_dir = out_dir / DATA_DIR
     present = {f"{DATA_DIR}/{p.name}" for p in data_dir.iterdir()} if data_dir.is_dir() else set()
-    problems += [f"{p}: not in the manifest" for p in sorted(present - listed)]
-    for entry in manifest["files"]:
-        path = out_dir / entry["path"]
-        if not path.is_file():
-            problems.append(f"{entry['path']}: missing")
-            continue
-        if file_sha256(path) != entry["sha256"]:
-            problems.append(f"{entry['path']}: sha256 differs from the manifest")
-        elif pq.ParquetFile(path).metadata.num_rows != entry["rows"]:
-            problems.append(f"{entry['path']}: row count differs from the manifest")
-    for entry in manifest.get("extra_files", []):
-        path = out_dir / entry["path"]
-        if not path.is_file():
-            problems.append(f"{entry['path']}: missing")
-        elif file_sha256(path) != entry["sha256"]:
-            problems.append(f"{entry['path']}: sha256 differs from the manifest")
-    for entry in manifest.get("images", []) if root is not None else []:
-        path = Path(root) / entry["path"]
-        if not path.is_file():
-            problems.append(f"image {entry['path']}: missing")
-        elif file_sha256(path) != entry["sha256"]:
-            problems.append(f"image {entry['path']}: sha256 differs from the manifest")
-    if data_version(_versioned_entries(manifest)) != manifest["data_version"]:
+    problems = [f"{p}: not in the manifest" for p in sorted(present - listed)]
+    for entry in manifest.files:
+        path = out_dir / entry.path
+        found = _file_problems(entry, path, entry.path)
+        if not found and pq.ParquetFile(path).metadata.num_rows != entry.rows:
+            found.append(f"{entry.path}: row count differs from the manifest")
+        problems += found
+    for entry in manifest.extra_files:
+        problems += _file_problems(entry, out_dir / entry.path, entry.path)
+    for entry in manifest.images if root is not None else ():
+        problems += _file_problems(entry, Path(root) / entry.path, f"image {entry.path}")
+    if data_version(manifest.versioned_entries) != manifest.data_version:
         problems.append("data_version does not match the file entries")
     return problems
+
+
+def _file_problems(entry: FileEntry, path: Path, label: str) -> list[str]:
+    """``<label>: missing`` or ``<label>: sha256 differs from the manifest``, or nothing."""
+    if not path.is_file():
+        return [f"{label}: missing"]
+    if file_sha256(path) != entry.sha256:
+        return [f"{label}: sha256 differs from the manifest"]
+    return []
 
 
 def placeholder_mismatches(out_dir: str | Path, limit: int = 20) -> tuple[int, list[str]]:
@@ -362,4 +327,4 @@ def export_sharegpt(samples: Iterable[Sample], path: str | Path, seed: int = 0, 
 def shard_files(out_dir: str | Path) -> list[str]:
     """Absolute paths of the shard set's Parquet files, in manifest order (e.g. for ``datasets.load_dataset``)."""
     out_dir = Path(out_dir)
-    return [os.fspath(out_dir / f["path"]) for f in read_manifest(out_dir)["files"]]
+    return [os.fspath(out_dir / f.path) for f in read_manifest(out_dir).files]

@@ -120,7 +120,7 @@ def answer_run(
     out_dir = evaluation.prediction_run(plan.name)
     identity = {
         "model": model_fingerprint(plan.model_dir, plan.adapter_dir),
-        "eval_set": read_manifest(eval_dir)["data_version"],
+        "eval_set": read_manifest(eval_dir).data_version,
         "settings": {k: v for k, v in asdict(settings).items() if k != "chunk_index"},
     }
     run_file = evaluation.run_record(plan.name)

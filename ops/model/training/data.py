@@ -42,7 +42,7 @@ class ShardDataset:
         self.manifest = read_manifest(self.shards_dir)
         self.encode = encode
         self.image_root = Path(image_root) if image_root is not None else None
-        if self.manifest["image_mode"] == "paths" and self.image_root is None:
+        if self.manifest.image_mode == "paths" and self.image_root is None:
             raise ValueError(f"{self.shards_dir}: the shards store image paths; give the storage root as image_root")
         self.files = shard_files(self.shards_dir)
         self.groups: list[tuple[int, int]] = []  # (file index, row group)
@@ -70,7 +70,7 @@ class ShardDataset:
             table = pq.ParquetFile(self.files[file_index]).read_row_group(group, columns=list(COLUMNS))
             self._cached = (group_index, table.to_pylist())
         row = dict(self._cached[1][index - self.starts[group_index]])
-        if self.manifest["image_mode"] == "paths":
+        if self.manifest.image_mode == "paths":
             row["images"] = [self.image_root / p for p in row["images"]]
         return row
 
