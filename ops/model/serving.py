@@ -23,7 +23,6 @@ mid-generation (the model thread is a daemon).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import base64
 import binascii
@@ -34,15 +33,15 @@ import json
 import queue
 import threading
 import time
-import typing
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
+from ops.core.settings import setting
 from ops.dataset.annotations import IMAGE_PLACEHOLDER
 from ops.model.vlm import DEFAULT_SYSTEM, encode_chat, generate, load_image, load_vlm
 
@@ -53,48 +52,20 @@ HOST = "127.0.0.1"  # never another interface: the server has no authentication
 class ServeSettings:
     """The server's limits: what one request may ask for, and how much the server takes on at once."""
 
-    max_body_bytes: int = field(default=8 * 2**20, metadata={"help": "request body limit, bytes (larger: 413)"})
-    max_prompt_tokens: int = field(
-        default=0, metadata={"help": "prompt token limit (larger: 400); 0: the model's context less max_answer_tokens"}
-    )
-    max_answer_tokens: int = field(default=1024, metadata={"help": "cap on a request's max_tokens"})
-    max_images: int = field(default=64, metadata={"help": "images one request may hold (more: 400)"})
-    max_image_pixels: int = field(
-        default=4096 * 4096, metadata={"help": "pixels of one decoded image (more, e.g. a decompression bomb: 400)"}
-    )
-    generation_timeout_s: float = field(
-        default=60.0, metadata={"help": "a generation running longer is stopped and answered 504, seconds"}
-    )
-    max_pending_requests: int = field(
-        default=8, metadata={"help": "requests queued or running at once; one more is answered 503 at once"}
-    )
-    shutdown_grace_s: int = field(
-        default=2, metadata={"help": "on SIGTERM, seconds open requests get to finish before they are dropped"}
-    )
+    max_body_bytes: int = setting(8 * 2**20, "request body limit, bytes (larger: 413)")
+    max_prompt_tokens: int = setting(0, "prompt token limit (larger: 400); 0: the context less max_answer_tokens")
+    max_answer_tokens: int = setting(1024, "cap on a request's max_tokens")
+    max_images: int = setting(64, "images one request may hold (more: 400)")
+    max_image_pixels: int = setting(4096 * 4096, "pixels of one decoded image (more, e.g. a decompression bomb: 400)")
+    generation_timeout_s: float = setting(60.0, "a generation running longer is stopped and answered 504, seconds")
+    max_pending_requests: int = setting(8, "requests queued or running at once; one more is answered 503 at once")
+    shutdown_grace_s: int = setting(2, "on SIGTERM, seconds open requests get to finish before they are dropped")
 
     def __post_init__(self) -> None:
         for item in dataclasses.fields(self):
             value = getattr(self, item.name)
             if value < 0 or (value == 0 and item.name not in ("max_prompt_tokens", "shutdown_grace_s")):
                 raise ValueError(f"{item.name} must be positive, got {value}")
-
-
-def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
-    """One ``--max-body-bytes``-style flag per ``ServeSettings`` field, with its help and default."""
-    types = typing.get_type_hints(ServeSettings)
-    for item in dataclasses.fields(ServeSettings):
-        parser.add_argument(
-            f"--{item.name.replace('_', '-')}",
-            dest=item.name,
-            type=types[item.name],
-            default=item.default,
-            help=f"{item.metadata['help']} (default {item.default})",
-        )
-
-
-def settings_from_arguments(args: argparse.Namespace) -> ServeSettings:
-    """The ``ServeSettings`` that ``add_settings_arguments``'s flags give."""
-    return ServeSettings(**{item.name: getattr(args, item.name) for item in dataclasses.fields(ServeSettings)})
 
 
 class RequestError(ValueError):

@@ -57,9 +57,10 @@ def infer_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from ops.model.serving import serve, settings_from_arguments
+    from ops.core.settings import setting_fields
+    from ops.model.serving import ServeSettings, serve
 
-    settings = settings_from_arguments(args)
+    settings = ServeSettings(**{item.name: getattr(args, item.name) for item in setting_fields(ServeSettings)})
     serve(args.model, args.adapter, args.port, args.name, args.image_max_side, args.max_tokens, settings)
     return 0
 
@@ -71,9 +72,11 @@ def serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", default=None, help="model name clients send (default: the folder name)")
     parser.add_argument("--image-max-side", type=int, default=512)
     parser.add_argument("--max-tokens", type=int, default=128, help="answer cap when a request gives none")
-    from ops.model.serving import add_settings_arguments as add_serve_limits
+    from ops.core.settings import add_setting_arguments, setting_fields
+    from ops.model.serving import ServeSettings
 
-    add_serve_limits(parser)
+    limits = [item.name for item in setting_fields(ServeSettings)]
+    add_setting_arguments(parser, ServeSettings, {name: "--" + name.replace("_", "-") for name in limits})
 
 
 COMMANDS = {
