@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 from ops.core.errors import SceneInputError
-from ops.metrics.eval_sets import load_eval_set, read_predictions, score_suite
+from ops.metrics.eval_sets import load_eval_set
+from ops.metrics.predictions import read_predictions
+from ops.metrics.suite import score_suite
 from ops.model.inference import (
     InferenceSettings,
     chunk_path,

@@ -15,7 +15,9 @@ import torch
 
 from ops.core.errors import SceneInputError
 from ops.metrics.benchmarks import CaptionItem, QAItem, score_scan2cap, score_scanqa
-from ops.metrics.eval_sets import load_official_annotations, read_predictions, score_suite
+from ops.metrics.official import load_official_annotations
+from ops.metrics.predictions import read_predictions
+from ops.metrics.suite import score_suite
 from pipelines.cli import main
 
 SCENE = "scene0000_00"

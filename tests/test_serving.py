@@ -18,7 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from ops.metrics.eval_sets import load_eval_set, read_predictions, score_suite
+from ops.metrics.eval_sets import load_eval_set
+from ops.metrics.predictions import read_predictions
+from ops.metrics.suite import score_suite
 from ops.model.inference import read_eval_rows, read_prediction_rows
 from ops.model.zero_shot import build_messages, run_zero_shot
 from resources.vlm_client import OpenAIChatClient

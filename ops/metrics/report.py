@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from ops.metrics.eval_sets import BENCHMARKS
+from ops.metrics.suite import BENCHMARKS
 
 Scores = Mapping[str, Mapping[str, float]]
 

@@ -21,8 +21,10 @@ from ops.core.atomic import write_json, write_text
 from ops.core.fingerprint import content_hash, file_sha256
 from ops.core.layout import StorageLayout
 from ops.metrics.captions import CaptionScorer
-from ops.metrics.eval_sets import EvalSuite, load_eval_set, read_predictions, score_suite
+from ops.metrics.eval_sets import load_eval_set
+from ops.metrics.predictions import read_predictions
 from ops.metrics.report import ablation_table, comparison_table, headline, missing_benchmarks
+from ops.metrics.suite import EvalSuite, score_suite
 
 FINETUNED_PREFIX = "finetuned_"
 REFERENCE_RUN, BASE_RUN = f"{FINETUNED_PREFIX}marked", "base_marked"

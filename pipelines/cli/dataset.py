@@ -65,8 +65,10 @@ def cmd_score(args: argparse.Namespace) -> int:
     from ops.core.atomic import write_json
     from ops.core.errors import SceneInputError
     from ops.metrics import JavaNotFoundError
-    from ops.metrics.eval_sets import load_any_eval_set, read_predictions, score_suite
+    from ops.metrics.eval_sets import load_any_eval_set
+    from ops.metrics.predictions import read_predictions
     from ops.metrics.report import comparison_table
+    from ops.metrics.suite import score_suite
 
     predictions = Path(args.predictions)
     try:
