@@ -9,9 +9,8 @@ from pathlib import Path
 import pytest
 
 from ops.core.errors import SceneInputError
-from ops.dataset.annotations import (
-    AnnotationError,
-    RowIssue,
+from ops.dataset.annotations import AnnotationError, RowIssue, read_split_scenes
+from ops.dataset.benchmarks import (
     Scan2CapObject,
     ScanReferRecord,
     load_benchmarks,
@@ -19,7 +18,6 @@ from ops.dataset.annotations import (
     load_scanqa,
     load_scanrefer,
     load_sqa3d,
-    read_split_scenes,
     scan2cap_objects,
     scanrefer_class,
     scanrefer_unique_lookup,

@@ -11,7 +11,7 @@ import pytest
 from fixtures_dataset import PROMPT_SETTINGS
 
 from ops.core.errors import SceneInputError
-from ops.dataset.annotations import (
+from ops.dataset.benchmarks import (
     Benchmarks,
     Multi3DReferRecord,
     Scan2CapObject,

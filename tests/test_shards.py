@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from ops.core.atomic import canonical_json
-from ops.dataset.annotations import load_benchmarks
+from ops.dataset.benchmarks import load_benchmarks
 from ops.dataset.manifest import FileEntry
 from ops.dataset.sample_builders import BuildSettings, build_samples
 from ops.dataset.scene_context import load_scene_context

@@ -36,7 +36,8 @@ from ops.core.errors import SceneInputError
 from ops.core.fingerprint import content_hash, sha256_hex
 from ops.core.layout import SCAN2CAP_CORPUS, DatasetLayout, StorageLayout
 from ops.core.settings import setting
-from ops.dataset.annotations import FILE_NAMES, load_benchmarks, read_split_scenes
+from ops.dataset.annotations import FILE_NAMES, read_split_scenes
+from ops.dataset.benchmarks import load_benchmarks
 from ops.dataset.manifest import ShardManifest
 from ops.dataset.sample_builders import BuildSettings, build_samples
 from ops.dataset.samples import SPLITS, TASKS, VARIANTS, Sample, read_samples_jsonl, samples_jsonl

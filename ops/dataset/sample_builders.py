@@ -12,7 +12,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ops.dataset.annotations import FILE_NAMES, Benchmarks, Multi3DReferRecord
+from ops.dataset.annotations import FILE_NAMES
+from ops.dataset.benchmarks import Benchmarks, Multi3DReferRecord
 from ops.dataset.samples import (
     GROUNDING_TEMPLATES,
     MULTI3DREFER_TEMPLATES,
