@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar
 
 from ops.core.errors import SceneInputError
+from ops.core.textfile import read_utf8_text
 from ops.scannet.scene_id import SCENE_ID_PATTERN
 
 OnError = Literal["raise", "collect"]
@@ -79,19 +80,10 @@ class RowError(ValueError):
 # -- files and fields ---------------------------------------------------------------------------------------------
 
 
-def _read_text(path: Path, what: str) -> str:
-    try:
-        return path.read_bytes().decode("utf-8")
-    except OSError as exc:
-        raise SceneInputError(None, path, f"cannot read {what}: {exc.strerror or exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise SceneInputError(None, path, f"not UTF-8 ({exc.reason} at byte {exc.start})") from exc
-
-
 def read_json_file(path: str | Path) -> Any:
     """Parse a UTF-8 JSON file; any failure raises ``SceneInputError`` naming the file."""
     path = Path(path)
-    text = _read_text(path, "annotation file")
+    text = read_utf8_text(path, None, "annotation file")
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
@@ -231,7 +223,7 @@ def load_records(
 def read_split_scenes(path: str | Path) -> list[str]:
     """Scene ids of ``scannetv2_<split>.txt`` (one per line, blank lines ignored); an invalid id is an error."""
     path = Path(path)
-    text = _read_text(path, "split file")
+    text = read_utf8_text(path, None, "split file")
     scenes = []
     for line_number, line in enumerate(text.splitlines(), start=1):
         scene_id = line.strip()

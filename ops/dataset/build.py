@@ -44,6 +44,7 @@ from ops.dataset.samples import SPLITS, TASKS, VARIANTS, Sample, read_samples_js
 from ops.dataset.samples_index import SamplesIndex, SplitReport, read_samples_index
 from ops.dataset.scene_context import SceneContext, load_scene_context
 from ops.dataset.shards import (
+    DATASET_INFO,
     DEFAULT_SHARD_BYTES,
     IMAGE_MODES,
     ImageMode,
@@ -284,7 +285,7 @@ def build_training_shards(
     def export(variant: str, samples: list[Sample], seed: int) -> None:
         path = layout.sharegpt(variant)
         export_sharegpt(samples, path, seed=seed)
-        info_path = path.parent / "dataset_info.json"
+        info_path = path.parent / DATASET_INFO
         info = json.loads(info_path.read_text()) if info_path.is_file() else {}
         info.update(sharegpt_dataset_info(f"gpt4scene_train_{variant}_json", path.name))
         write_json(info_path, dict(sorted(info.items())))

@@ -2,7 +2,9 @@
 
 ``benchmarks`` holds one ``score_*`` function per benchmark and the eval-item dataclasses they take;
 ``answers``, ``grounding`` and ``captions`` hold the pieces (answer cleaning and EM, ID parsing, IoU-based
-accuracy and F1, pycocoevalcap wrappers).
+accuracy and F1, pycocoevalcap wrappers). ``suite`` scores an ``EvalSuite`` loaded from one of our eval sets
+(``eval_sets``) or GPT4Scene's annotation folder (``official``) against prediction files (``predictions``);
+``report`` and ``scoring`` turn scores into tables and the files the evaluation assets write.
 """
 
 from __future__ import annotations
