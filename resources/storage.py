@@ -12,7 +12,7 @@ from ops.scannet.scene_id import validate_scene_id
 
 
 class StorageRoot(dg.ConfigurableResource):
-    """A local folder holding raw scans and all artifacts (DESIGN §3 layout).
+    """A local folder holding raw scans and all artifacts (docs/ARCHITECTURE.md, Data contracts).
 
     ``root`` holds ``scenes/`` and ``dataset/``; ``raw_root`` (default ``<root>/raw``) holds ``scans/<scene_id>/``
     and ``annotations/`` in ScanNet's layout, so it can point straight at a real ScanNet download.

@@ -1,4 +1,4 @@
-"""Tiny ScanNet scene files assembled by hand from the published layouts (SCANNET_METRICS_PEERS.md §1).
+"""Tiny ScanNet scene files assembled by hand from the published layouts (docs/REFERENCE.md §1).
 
 Nothing here uses the project's writers (``ops.scannet.sens.write_sens``, ``ops.scannet.writers``): the ``.sens`` and
 the PLY are packed field by field with ``struct``, the JSON and ``<scene>.txt`` are written as literal text, and only

@@ -70,7 +70,7 @@ def test_caption_metrics_match_pycocoevalcap_and_hand_values(scorer, direct_mete
         return (1 + 1.2**2) * p * r / (r + 1.2**2 * p)
 
     assert ours["rouge_l"] == pytest.approx((rouge(1, 2 / 4) + rouge(1, 4 / 7) + 0) / 3)
-    # Recorded for the same three pairs in docs SCANNET_METRICS_PEERS.md §3 (METEOR 1.5, CIDEr-D).
+    # Recorded for the same three pairs in docs/REFERENCE.md §3.8 (METEOR 1.5, CIDEr-D).
     assert ours["meteor"] == pytest.approx(0.294, abs=5e-4)
     assert ours["cider"] == pytest.approx(1.750, abs=5e-4)
 

@@ -42,7 +42,7 @@ def test_tiny_model_is_a_real_qwen2vl_folder_and_rebuilds_byte_identically(tiny_
 
 def test_tokenizer_is_the_real_qwen_bpe_with_qwen2vl_vision_ids(vlm):
     ids = vlm.tokenizer.convert_tokens_to_ids(["<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|im_start|>"])
-    assert ids == [151652, 151653, 151655, 151644]  # SCANNET_METRICS_PEERS.md §4
+    assert ids == [151652, 151653, 151655, 151644]  # docs/REFERENCE.md §4.1
     assert vlm.model.config.image_token_id == 151655
 
 

@@ -1,7 +1,7 @@
 """GPT4Scene samples: benchmark annotations + per-scene visual prompts → one (images, prompt, answer) row each.
 
 Prompts and answers are written as GPT4Scene's training data writes them, i.e. Chat-Scene's conventions
-(GPT4SCENE.md §2.2). The three template lists are verbatim copies of Chat-Scene ``prompts/prompts.py``
+(docs/REFERENCE.md §2.6). The three template lists are verbatim copies of Chat-Scene ``prompts/prompts.py``
 (``grounding_prompt``, ``multi3dref_prompt``, ``scan2cap_prompt``, the lists its ``preprocess/prepare_*_annos.py``
 scripts draw from); per-task rules follow those scripts:
 

@@ -1,4 +1,4 @@
-"""One scoring function per benchmark, comparable with GPT4Scene's published numbers (DESIGN §5).
+"""One scoring function per benchmark, comparable with GPT4Scene's published numbers (docs/REFERENCE.md §3).
 
 Every ``score_*`` takes ``predictions`` (``{item id: the model's raw answer text}``) and the benchmark's eval items
 (the plain dataclasses below), and returns a flat ``{metric: float}``. Accuracies, EM and F1 are fractions in

@@ -11,7 +11,7 @@ from ops.metrics.suite import BENCHMARKS
 
 Scores = Mapping[str, Mapping[str, float]]
 
-# GPT4Scene-HDM (Qwen2-VL-7B, 32 frames @512, full fine-tuning), x100: DESIGN.md §6 / GPT4SCENE.md §6.
+# GPT4Scene-HDM (Qwen2-VL-7B, 32 frames @512, full fine-tuning), x100: docs/REFERENCE.md §2.12.
 PAPER_REFERENCE: dict[str, dict[str, float]] = {
     "scanqa": {"bleu1": 44.4, "bleu4": 15.5, "meteor": 18.9, "rouge_l": 46.5, "cider": 96.3},
     "sqa3d": {"em": 60.6, "em_refined": 63.3},

