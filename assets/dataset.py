@@ -248,7 +248,7 @@ def _shard_set_check(
     asset=training_shards,
     blocking=True,
     description="Files match the manifest (sha256, rows, data "
-    "version) and every row has as many <image> placeholders as images.",
+    "version), every row has as many <image> placeholders as images and no text holds a special token.",
 )
 def training_shards_verified(storage: StorageRoot) -> dg.AssetCheckResult:
     return _shard_set_check(storage, storage.dataset.train_shards)
@@ -257,7 +257,7 @@ def training_shards_verified(storage: StorageRoot) -> dg.AssetCheckResult:
 @dg.asset_check(
     asset=eval_sets,
     blocking=True,
-    description="Files match the manifest, placeholders match images, "
+    description="Files match the manifest, placeholders match images, no text holds a special token, "
     "every row carries its task's eval fields and Scan2Cap keys are in the corpus.",
 )
 def eval_sets_verified(storage: StorageRoot) -> dg.AssetCheckResult:

@@ -2,16 +2,17 @@
 benchmark reader (``ops.dataset.benchmarks``) shares.
 
 A file that cannot be read, is not UTF-8 or is not JSON of the published shape raises ``SceneInputError`` naming the
-file. A malformed row (missing or mistyped field, invalid scene id, duplicate id, ...) is never dropped silently:
-with ``on_error="raise"`` (default) every bad row of the file is listed in one ``AnnotationError``; with
-``on_error="collect"`` the good rows are returned and the bad ones come back as ``RowIssue``s. ``row`` is the 0-based
-index in the file's list (SQA3D: in ``questions`` or ``annotations``).
+file. A malformed row (missing or mistyped field, invalid scene id, duplicate id, text holding the image placeholder
+or one of the model's special tokens, ...) is never dropped silently: with ``on_error="raise"`` (default) every bad
+row of the file is listed in one ``AnnotationError``; with ``on_error="collect"`` the good rows are returned and the
+bad ones come back as ``RowIssue``s. ``row`` is the 0-based index in the file's list (SQA3D: in ``questions`` or
+``annotations``).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar
@@ -22,6 +23,25 @@ from ops.scannet.scene_id import SCENE_ID_PATTERN
 
 OnError = Literal["raise", "collect"]
 IMAGE_PLACEHOLDER = "<image>"  # LLaMA-Factory's image token; annotation text must not contain it
+# Qwen2-VL's special tokens, as its tokenizer lists them (``all_special_tokens``; docs/REFERENCE.md §4.1). Text that
+# holds one would change the chat's structure once tokenised (end a turn, open a forged one, add image slots), so it
+# is refused wherever text enters a chat: annotation rows, shard rows, training and inference rows, served requests.
+SPECIAL_TOKENS: tuple[str, ...] = (
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|object_ref_start|>",
+    "<|object_ref_end|>",
+    "<|box_start|>",
+    "<|box_end|>",
+    "<|quad_start|>",
+    "<|quad_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|vision_pad|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
+)
 MAX_LISTED_ISSUES = 20
 
 FILE_NAMES = {
@@ -88,6 +108,8 @@ def read_json_file(path: str | Path) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise SceneInputError(None, path, f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from exc
+    except RecursionError as exc:
+        raise SceneInputError(None, path, "malformed JSON: nested too deeply") from exc
 
 
 def json_list(path: Path, data: Any, key: str | None = None) -> list[Any]:
@@ -111,15 +133,32 @@ def field_value(row: Any, name: str) -> Any:
     return row[name]
 
 
+def find_special_tokens(text: str, tokens: Iterable[str] = SPECIAL_TOKENS) -> list[str]:
+    """The special ``tokens`` (default Qwen2-VL's) that occur in ``text``, in the order they first appear there."""
+    return sorted((token for token in tokens if token in text), key=text.index)
+
+
+def chat_text_problem(text: str) -> str | None:
+    """Why ``text`` cannot go into a chat turn as written: it holds the image placeholder or a special token (None:
+    it can)."""
+    if IMAGE_PLACEHOLDER in text:
+        return f"contains the image placeholder {IMAGE_PLACEHOLDER!r}"
+    found = find_special_tokens(text)
+    if found:
+        return f"contains the model's special token {found[0]!r}"
+    return None
+
+
 def text_field(row: Any, name: str, allow_empty: bool = False) -> str:
-    """A string field (non-empty unless ``allow_empty``) without the image placeholder."""
+    """A string field (non-empty unless ``allow_empty``) without the image placeholder or a special token."""
     value = field_value(row, name)
     if not isinstance(value, str):
         raise RowError(f"{name!r} must be a string, got {type(value).__name__}")
     if not allow_empty and not value.strip():
         raise RowError(f"{name!r} is empty")
-    if IMAGE_PLACEHOLDER in value:
-        raise RowError(f"{name!r} contains the image placeholder {IMAGE_PLACEHOLDER!r}")
+    problem = chat_text_problem(value)
+    if problem:
+        raise RowError(f"{name!r} {problem}")
     return value
 
 
@@ -161,10 +200,14 @@ def scene_field(row: Any) -> str:
 
 
 def strings_field(row: Any, name: str) -> tuple[str, ...]:
-    """A list of strings, as a tuple."""
+    """A list of strings without the image placeholder or a special token, as a tuple."""
     value = field_value(row, name)
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise RowError(f"{name!r} must be a list of strings")
+    for text in value:
+        problem = chat_text_problem(text)
+        if problem:
+            raise RowError(f"{name!r} {problem}")
     return tuple(value)
 
 

@@ -38,7 +38,7 @@ from ops.core.atomic import staging_dir, write_bytes, write_json, write_text
 from ops.core.errors import SceneInputError
 from ops.core.fingerprint import file_sha256, sha256_hex
 from ops.core.layout import MANIFEST
-from ops.dataset.annotations import IMAGE_PLACEHOLDER
+from ops.dataset.annotations import IMAGE_PLACEHOLDER, find_special_tokens
 from ops.dataset.manifest import FileEntry, ShardManifest, data_version, read_manifest
 from ops.dataset.samples import Sample
 
@@ -283,15 +283,29 @@ def _file_problems(entry: FileEntry, path: Path, label: str) -> list[str]:
 
 
 def placeholder_mismatches(out_dir: str | Path, limit: int = 20) -> tuple[int, list[str]]:
-    """(rows read, up to ``limit`` sample ids whose user turn's ``<image>`` count differs from their image
-    count); reads only the ``messages``, ``images`` and ``sample_id`` columns, one row group at a time."""
+    """(rows read, up to ``limit`` problems of rows whose tokens do not fit the chat): the user turn's ``<image>``
+    count differs from the image count, another turn holds ``<image>``, or any turn holds one of the model's special
+    tokens (each counted); reads only the ``messages``, ``images`` and ``sample_id`` columns, one row group at a
+    time."""
     rows, bad = 0, []
     for row in iter_rows(out_dir, columns=("sample_id", "messages", "images")):
         rows += 1
-        placeholders = sum(m["content"].count(IMAGE_PLACEHOLDER) for m in row["messages"] if m["role"] == "user")
-        if placeholders != len(row["images"]) and len(bad) < limit:
-            bad.append(f"{row['sample_id']}: {placeholders} placeholders for {len(row['images'])} images")
+        if len(bad) < limit:
+            bad += [f"{row['sample_id']}: {problem}" for problem in _token_problems(row)][: limit - len(bad)]
     return rows, bad
+
+
+def _token_problems(row: dict[str, Any]) -> list[str]:
+    placeholders = sum(m["content"].count(IMAGE_PLACEHOLDER) for m in row["messages"] if m["role"] == "user")
+    problems = []
+    if placeholders != len(row["images"]):
+        problems.append(f"{placeholders} placeholders for {len(row['images'])} images")
+    for message in row["messages"]:
+        text, role = message["content"], message["role"]
+        if role != "user" and IMAGE_PLACEHOLDER in text:
+            problems.append(f"the {role} turn holds {text.count(IMAGE_PLACEHOLDER)} {IMAGE_PLACEHOLDER}")
+        problems += [f"the {role} turn holds {text.count(t)} {t}" for t in find_special_tokens(text)]
+    return problems
 
 
 def iter_rows(out_dir: str | Path, columns: Sequence[str] | None = None) -> Iterator[dict[str, Any]]:

@@ -4,14 +4,19 @@ Our JSONL (one ``{scene_id, sample_id, task, prompt, answer, parsed_ids}`` per l
 writes; keyed by ``sample_id``), or GPT4Scene's outputs: a JSON list of ``{scene_id, qid, gt_id, pred_id, prompt,
 pred, ...}`` in ``qwenvl_<task>/predictions_chunk_<i>.json`` (keyed by ``qid``), given as one file (task from its
 folder name or ``task=``) or as the folder holding the ``qwenvl_<task>/`` folders (all chunks of every task).
+
+An answer must be a string: null, NaN, a number or a list is an error naming the file and the line (our JSONL) or
+row (GPT4Scene's list), never coerced to text and scored. JSONL is read a line at a time and a line longer than
+``ops.core.jsonlines.MAX_LINE_BYTES`` is refused, never held whole; JSON nested too deeply is an error naming the
+file.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from ops.core.errors import SceneInputError
+from ops.core.jsonlines import id_field, iter_json_lines, string_field
 from ops.dataset.annotations import read_json_file
 from ops.metrics.official import OFFICIAL_TASKS
 from ops.metrics.suite import BENCHMARKS
@@ -37,16 +42,10 @@ def read_predictions(path: str | Path, task: str | None = None) -> dict[str, dic
                 _add(out, _official_task(file, None), pid, answer, file)
         return out
     if path.suffix == ".jsonl":
-        try:
-            lines = path.read_bytes().decode("utf-8").splitlines()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise SceneInputError(None, path, f"cannot read predictions: {exc}") from exc
-        for number, line in enumerate(lines, start=1):
-            try:
-                row = json.loads(line)
-                _add(out, str(row["task"]), str(row["sample_id"]), str(row["answer"]), path)
-            except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                raise SceneInputError(None, path, f"line {number}: not a prediction row ({exc})") from exc
+        for number, row in iter_json_lines(path):
+            where = f"line {number}"
+            task_name, pid = string_field(row, "task", path, where), id_field(row, "sample_id", path, where)
+            _add(out, task_name, pid, string_field(row, "answer", path, where), path)
         return out
     name = _official_task(path, task)
     for pid, answer in _official_rows(path, name):
@@ -70,7 +69,7 @@ def _official_rows(file: Path, task: str) -> list[tuple[str, str]]:
     rows = read_json_file(file)
     if not isinstance(rows, list):
         raise SceneInputError(None, file, "expected a JSON list of {qid, pred, ...} rows")
-    try:
-        return [(str(row["qid"]), str(row["pred"])) for row in rows]
-    except (KeyError, TypeError) as exc:
-        raise SceneInputError(None, file, f"a {task} row lacks qid or pred ({exc})") from exc
+    return [
+        (id_field(row, "qid", file, f"{task} row {index}"), string_field(row, "pred", file, f"{task} row {index}"))
+        for index, row in enumerate(rows)
+    ]

@@ -49,6 +49,42 @@ class EvalSuite:
             out[task] = {known[pid]: answer for pid, answer in answers.items()}
         return out
 
+    def unanswered(
+        self, predictions: Mapping[str, Mapping[str, str]], tasks: Sequence[str] | None = None
+    ) -> dict[str, int]:
+        """Per benchmark of the suite (or of ``tasks``) that misses some, how many prediction ids have no answer."""
+        counts = {
+            task: len(set(known) - set(predictions.get(task, {})))
+            for task, known in self.ids.items()
+            if tasks is None or task in tasks
+        }
+        return {task: count for task, count in counts.items() if count}
+
+
+class IncompletePredictionsError(ValueError):
+    """Predictions miss rows of the eval set, and complete predictions were required."""
+
+
+def check_complete(
+    suite: EvalSuite,
+    predictions: Mapping[str, Mapping[str, str]],
+    source: str | Path,
+    warn: Callable[[str], None],
+    tasks: Sequence[str] | None = None,
+    require_complete: bool = False,
+) -> dict[str, int]:
+    """Before scoring, ``EvalSuite.unanswered``: rows without a prediction are scored as misses, so they are said
+    (``warn``) or, with ``require_complete``, refused (``IncompletePredictionsError`` naming ``source``)."""
+    missing = suite.unanswered(predictions, tasks)
+    if missing:
+        expected = sum(len(suite.ids[task]) for task in missing)
+        listed = ", ".join(f"{task} {count}" for task, count in missing.items())
+        message = f"{source}: {sum(missing.values())} of {expected} eval rows have no prediction ({listed})"
+        if require_complete:
+            raise IncompletePredictionsError(message)
+        warn(f"warning: {message}; they score as misses")
+    return missing
+
 
 def score_suite(
     suite: EvalSuite,

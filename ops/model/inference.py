@@ -29,8 +29,9 @@ from typing import Any
 from ops.core.atomic import write_text
 from ops.core.errors import SceneInputError
 from ops.core.fingerprint import file_sha256, sha256_hex
+from ops.core.jsonlines import iter_json_lines, string_field
 from ops.core.settings import setting
-from ops.dataset.annotations import IMAGE_PLACEHOLDER
+from ops.dataset.annotations import IMAGE_PLACEHOLDER, find_special_tokens
 from ops.metrics.grounding import OBJECT_ID_PATTERN
 
 Log = Callable[[str], None]
@@ -92,7 +93,8 @@ class InferenceStats:
 
 
 def read_eval_rows(eval_dir: str | Path) -> list[EvalRow]:
-    """The rows of an eval shard set in ``sample_id`` order."""
+    """The rows of an eval shard set in ``sample_id`` order; a user text holding one of the model's special tokens is
+    refused (``SceneInputError`` naming the eval set and the sample), before anything is generated."""
     from ops.dataset.shards import iter_rows
 
     rows = []
@@ -100,6 +102,10 @@ def read_eval_rows(eval_dir: str | Path) -> list[EvalRow]:
         user = [m["content"] for m in row["messages"] if m["role"] == "user"]
         if len(user) != 1:
             raise SceneInputError(row["scene_id"], eval_dir, f"row {row['sample_id']}: expected one user turn")
+        found = find_special_tokens(user[0])
+        if found:
+            reason = f"row {row['sample_id']}: the user text holds the model's special token {found[0]}"
+            raise SceneInputError(row["scene_id"], eval_dir, reason)
         rows.append(EvalRow(row["sample_id"], row["scene_id"], row["task"], user[0], tuple(row["images"])))
     return sorted(rows, key=lambda r: r.sample_id)
 
@@ -135,29 +141,37 @@ def _line(row: dict[str, Any]) -> str:
 
 
 def read_prediction_rows(path: str | Path) -> list[dict[str, Any]]:
-    """The complete rows of a predictions file (a torn last line is ignored)."""
+    """The complete rows of a predictions file (a torn last line is ignored), read a bounded line at a time
+    (``ops.core.jsonlines``); a row without a string ``sample_id`` and ``answer`` is an error naming its line."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         return []
-    text = path.read_bytes().decode("utf-8")
-    complete = text[: text.rfind("\n") + 1]
     rows = []
-    for number, line in enumerate(complete.splitlines(), start=1):
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError as exc:
-            raise SceneInputError(None, path, f"line {number}: not JSON ({exc})") from exc
+    for number, row in iter_json_lines(path, complete_only=True):
+        for name in ("sample_id", "answer"):
+            string_field(row, name, path, f"line {number}")
+        rows.append(row)
     return rows
 
 
-def _cut_torn_line(path: Path) -> None:
-    """Truncate ``path`` after its last newline (what a crash mid-append leaves is dropped)."""
+def _cut_torn_line(path: Path, block: int = 1 << 16) -> None:
+    """Truncate ``path`` after its last newline (what a crash mid-append leaves is dropped), reading only its tail."""
     if not path.is_file():
         return
-    data = path.read_bytes()
-    keep = data.rfind(b"\n") + 1
-    if keep != len(data):
-        with open(path, "r+b") as handle:
+    with open(path, "r+b") as handle:
+        end = handle.seek(0, os.SEEK_END)
+        position = end
+        while position > 0:
+            start = max(0, position - block)
+            handle.seek(start)
+            newline = handle.read(position - start).rfind(b"\n")
+            if newline >= 0:
+                keep = start + newline + 1
+                break
+            position = start
+        else:
+            keep = 0
+        if keep != end:
             handle.truncate(keep)
 
 

@@ -42,7 +42,7 @@ from typing import Any
 from PIL import Image
 
 from ops.core.settings import setting
-from ops.dataset.annotations import IMAGE_PLACEHOLDER
+from ops.dataset.annotations import IMAGE_PLACEHOLDER, find_special_tokens
 from ops.model.vlm import DEFAULT_SYSTEM, encode_chat, generate, load_image, load_vlm
 
 HOST = "127.0.0.1"  # never another interface: the server has no authentication
@@ -199,9 +199,9 @@ class ChatModel:
     def answer(self, request: ChatRequest) -> tuple[str, int, int]:
         """(answer text, prompt tokens, completion tokens)."""
         for text in (request.system, request.user_text):
-            found = next((token for token in self.special_tokens if token in text), None)
+            found = find_special_tokens(text, self.special_tokens)
             if found:
-                raise RequestError(f"text must not contain the model's special token {found}")
+                raise RequestError(f"text must not contain the model's special token {found[0]}")
         images = [decode_image(data, self.image_max_side, self.settings.max_image_pixels) for data in request.images]
         with self._lock:
             try:

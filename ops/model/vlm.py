@@ -32,7 +32,7 @@ from typing import Any
 from PIL import Image
 
 from ops.core.atomic import staging_dir, write_json
-from ops.dataset.annotations import IMAGE_PLACEHOLDER
+from ops.dataset.annotations import IMAGE_PLACEHOLDER, find_special_tokens
 
 QWEN2VL_FAMILY = ("qwen2_vl", "qwen2_5_vl")
 DEFAULT_SYSTEM = "You are a helpful assistant."
@@ -241,13 +241,19 @@ def encode_chat(
 ) -> dict[str, Any]:
     """Token ids (and labels when ``answer`` is given) plus image tensors of one single-turn conversation.
 
-    Without ``answer`` the sequence ends with the generation prompt ``<|im_start|>assistant\\n``."""
+    Without ``answer`` the sequence ends with the generation prompt ``<|im_start|>assistant\\n``. Text holding one of
+    the tokenizer's special tokens is refused with a ``ValueError`` (it would forge turns or image slots)."""
     import torch
 
     if vlm.model_type not in QWEN2VL_FAMILY:
         raise NotImplementedError(
             f"{vlm.path}: chat encoding is implemented for {QWEN2VL_FAMILY}, not for model_type {vlm.model_type!r}"
         )
+    special_tokens = vlm.tokenizer.all_special_tokens
+    for part, text in (("system", system), ("user", user_text), ("answer", answer or "")):
+        found = find_special_tokens(text, special_tokens)
+        if found:
+            raise ValueError(f"the {part} text holds the model's special token {found[0]}")
     pieces = user_text.split(IMAGE_PLACEHOLDER)
     if len(pieces) - 1 != len(images):
         raise ValueError(f"the text has {len(pieces) - 1} {IMAGE_PLACEHOLDER} placeholders for {len(images)} images")

@@ -68,30 +68,28 @@ def cmd_score(args: argparse.Namespace) -> int:
     from ops.metrics.eval_sets import load_any_eval_set
     from ops.metrics.predictions import read_predictions
     from ops.metrics.report import comparison_table
-    from ops.metrics.suite import score_suite
+    from ops.metrics.suite import check_complete, score_suite
 
     predictions = Path(args.predictions)
+    tasks = args.benchmark or None
     try:
         suite = load_any_eval_set(args.eval_set, args.root)
-        scores = score_suite(
-            suite,
-            read_predictions(predictions, args.task),
-            scanrefer_fallback=args.scanrefer_fallback,
-            tasks=args.benchmark or None,
+        answers = read_predictions(predictions, args.task)
+        missing = check_complete(
+            suite, answers, predictions, lambda m: print(m, file=sys.stderr), tasks, args.require_complete
         )
+        scores = score_suite(suite, answers, scanrefer_fallback=args.scanrefer_fallback, tasks=tasks)
     except (SceneInputError, ValueError, JavaNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     out = Path(args.out) if args.out else (predictions if predictions.is_dir() else predictions.parent) / "scores.json"
-    write_json(
-        out,
-        {
-            "eval_set": str(Path(args.eval_set).resolve()),
-            "format": suite.kind,
-            "items": suite.counts(),
-            "scores": scores,
-        },
-    )
+    record = {
+        "eval_set": str(Path(args.eval_set).resolve()),
+        "format": suite.kind,
+        "items": suite.counts(),
+        "scores": scores,
+    }
+    write_json(out, {**record, "missing_predictions": missing} if missing else record)
     print(comparison_table({"score": scores}))
     print(json.dumps(scores, indent=2))
     step(f"wrote {out}")
@@ -120,6 +118,11 @@ def score_arguments(parser: argparse.ArgumentParser) -> None:
         choices=["zero", "random", "miss"],
         default="zero",
         help="ScanRefer answer without an ID: proposal 0 (GPT4Scene), random (Chat-Scene), or a miss",
+    )
+    parser.add_argument(
+        "--require-complete",
+        action="store_true",
+        help="refuse predictions that miss eval rows (default: warn, score them as misses)",
     )
     parser.add_argument("--out", default=None, help="scores JSON (default scores.json beside the predictions)")
 

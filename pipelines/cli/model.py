@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 from pipelines.cli.common import Command, step
@@ -30,6 +31,7 @@ def train_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_infer(args: argparse.Namespace) -> int:
+    from ops.core.errors import SceneInputError
     from ops.model.inference import InferenceSettings, chunk_path, run_inference
     from ops.model.vlm import load_vlm
 
@@ -38,7 +40,13 @@ def cmd_infer(args: argparse.Namespace) -> int:
     )
     out = chunk_path(args.out, args.num_chunks, args.chunk_index)
     vlm = load_vlm(args.model, args.adapter)
-    stats = run_inference(vlm, args.eval_set, out, settings, root=args.root, log=lambda m: print(f"   {m}", flush=True))
+    try:
+        stats = run_inference(
+            vlm, args.eval_set, out, settings, root=args.root, log=lambda m: print(f"   {m}", flush=True)
+        )
+    except SceneInputError as exc:  # a bad eval row or predictions file: one line naming it, no traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     step(f"{out}: {stats.generated} answered, {stats.skipped} already there ({stats.samples_per_second:.2f} samples/s)")
     return 0
 

@@ -78,10 +78,13 @@ class ShardDataset:
         row = self.read_row(index)
         try:
             return self.encode(row)
-        except (ValueError, OSError) as exc:  # a bad row names its scene, sample and shard file
+        except (ValueError, OSError) as exc:  # a bad row (e.g. text with a special token) names its shard file and row
             file_index = self.groups[bisect.bisect_right(self.starts, index) - 1][0]
+            file_start = self.starts[next(i for i, (f, _) in enumerate(self.groups) if f == file_index)]
             raise SceneInputError(
-                row.get("scene_id"), self.files[file_index], f"sample {row.get('sample_id')}: {exc}"
+                row.get("scene_id"),
+                self.files[file_index],
+                f"sample {row.get('sample_id')} (row {index - file_start}): {exc}",
             ) from exc
 
 
