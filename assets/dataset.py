@@ -1,10 +1,12 @@
 """Dataset assets: `task_samples` → `training_shards` and `eval_sets`, over every prepared scene.
 
-Unpartitioned assets downstream of the per-scene visual prompts (all `scenes` partitions). Each wraps one stage of
-`ops.dataset.build` and writes under the storage root's `dataset/` folder (layout in `ops.dataset.build`).
-`task_samples` holds the sample settings (variants, seed, IoU threshold, tasks); the shard assets shard every variant
-the last samples build made, with their own shard settings. Data versions are content hashes: the samples files' for
-`task_samples`, the shard manifests' for the shard sets, so Dagster marks a checkpoint trained on older shards stale.
+Downstream of the per-scene visual prompts (all `scenes` partitions). Each wraps one stage of `ops.dataset.build`
+and writes under the storage root's `dataset/` folder (layout in `ops.dataset.build`). `task_samples` (unpartitioned)
+holds the sample settings (variants, seed, IoU threshold, tasks); `training_shards` and `eval_sets` have one
+partition per data variant (marked, no_bev, unmarked; ``assets.experiments``), each sharding that variant of the last
+samples build with its own shard settings. Data versions are content hashes: the samples files' for `task_samples`,
+the variant's shard manifest's for a shard-set partition, so Dagster marks stale exactly the checkpoints (and
+evaluations) of the experiments on a rebuilt variant.
 """
 
 import time
@@ -15,6 +17,7 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
+from assets.experiments import variant_partitions
 from assets.raw_scenes import scene_manifest
 from ops.core.layout import MANIFEST
 from ops.core.settings import setting_field
@@ -25,7 +28,6 @@ from ops.dataset.build import (
     build_eval_set,
     build_task_samples,
     build_training_shards,
-    combined_version,
     eval_set_problems,
     read_samples_index,
     read_samples_jsonl,
@@ -104,7 +106,7 @@ def _shards_metadata(
     first_variant = next(iter(manifests))
     preview = next(iter_rows(folder(first_variant)))
     return {
-        "data_version": dg.MetadataValue.text(combined_version(manifests)),
+        "data_version": dg.MetadataValue.text(manifests[first_variant].data_version),
         "num_rows": sum(m.num_rows for m in manifests.values()),
         "num_files": sum(len(m.files) for m in manifests.values()),
         "total_mib": round(sum(f.bytes for m in manifests.values() for f in m.files) / MIB, 3),
@@ -164,28 +166,35 @@ def task_samples(
     return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(index.data_version))
 
 
-@dg.asset(deps=[task_samples], kinds={"python", "parquet"}, group_name="dataset")
+@dg.asset(deps=[task_samples], partitions_def=variant_partitions, kinds={"python", "parquet"}, group_name="dataset")
 def training_shards(
     context: dg.AssetExecutionContext, config: TrainingShardsConfig, storage: StorageRoot
 ) -> dg.MaterializeResult:
-    """Parquet shards of the train samples, one set per variant (`dataset/shards/train_<variant>/`), with the
+    """Parquet shards of the train samples of one variant (`dataset/shards/train_<variant>/`), with the
     `dataset_info.json` entry LLaMA-Factory trains on and a manifest whose hash is the data version."""
     started = time.perf_counter()
-    manifests = build_training_shards(storage.root_path, storage.dataset_dir, config.settings(), log=context.log.info)
+    variant = context.partition_key
+    manifests = build_training_shards(
+        storage.root_path, storage.dataset_dir, config.settings(), variants=[variant], log=context.log.info
+    )
     metadata = _shards_metadata(storage, manifests, storage.dataset.train_shards)
     metadata["seconds"] = round(time.perf_counter() - started, 2)
-    return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(combined_version(manifests)))
+    return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(manifests[variant].data_version))
 
 
-@dg.asset(deps=[task_samples], kinds={"python", "parquet"}, group_name="dataset")
+@dg.asset(deps=[task_samples], partitions_def=variant_partitions, kinds={"python", "parquet"}, group_name="dataset")
 def eval_sets(context: dg.AssetExecutionContext, config: EvalSetsConfig, storage: StorageRoot) -> dg.MaterializeResult:
-    """Parquet shards of the val samples per variant (`dataset/eval/val_<variant>/`): every row's `eval` JSON holds
-    what scoring needs (GT/proposal boxes, eval types, question types, unique/multiple), plus the Scan2Cap corpus."""
+    """Parquet shards of the val samples of one variant (`dataset/eval/val_<variant>/`): every row's `eval` JSON
+    holds what scoring needs (GT/proposal boxes, eval types, question types, unique/multiple), plus the Scan2Cap
+    corpus."""
     started = time.perf_counter()
-    manifests = build_eval_set(storage.root_path, storage.dataset_dir, config.settings(), log=context.log.info)
+    variant = context.partition_key
+    manifests = build_eval_set(
+        storage.root_path, storage.dataset_dir, config.settings(), variants=[variant], log=context.log.info
+    )
     metadata = _shards_metadata(storage, manifests, storage.dataset.eval_set)
     metadata["seconds"] = round(time.perf_counter() - started, 2)
-    return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(combined_version(manifests)))
+    return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(manifests[variant].data_version))
 
 
 # -- checks -------------------------------------------------------------------------------------------------------
@@ -219,25 +228,24 @@ def samples_account_for_every_record(storage: StorageRoot) -> dg.AssetCheckResul
     )
 
 
-def _shard_set_check(
+def shard_set_check(
     storage: StorageRoot,
+    variant: str,
     folder: Callable[[str], Path],
     extra: Callable[[Path], tuple[int, list[str]]] | None = None,
 ) -> dg.AssetCheckResult:
-    index = read_samples_index(storage.dataset_dir)
-    problems: dict[str, list[str]] = {}
-    rows = {}
-    for variant in index.variants:
-        out = folder(variant)
-        if not (out / MANIFEST).is_file():
-            problems[variant] = [f"{out}: no shard set"]
-            continue
+    """The shard-set check of one variant: files match the manifest, placeholders match images, and ``extra``'s
+    problems (the eval sets' fields)."""
+    out = folder(variant)
+    rows: dict[str, int] = {}
+    if not (out / MANIFEST).is_file():
+        found = [f"{out}: no shard set"]
+    else:
         found = verify_shards(out, storage.root_path)
         if not found:  # the rows are read only from files that match the manifest
             rows[variant], mismatched = placeholder_mismatches(out)
             found += mismatched + (extra(out)[1] if extra is not None else [])
-        if found:
-            problems[variant] = found
+    problems = {variant: found} if found else {}
     return dg.AssetCheckResult(
         passed=not problems,
         metadata={"rows_checked": dg.MetadataValue.json(rows), "problems": dg.MetadataValue.json(problems)},
@@ -246,22 +254,24 @@ def _shard_set_check(
 
 @dg.asset_check(
     asset=training_shards,
+    partitions_def=variant_partitions,
     blocking=True,
     description="Files match the manifest (sha256, rows, data "
-    "version), every row has as many <image> placeholders as images and no text holds a special token.",
+    "version) and every row has as many <image> placeholders as images.",
 )
-def training_shards_verified(storage: StorageRoot) -> dg.AssetCheckResult:
-    return _shard_set_check(storage, storage.dataset.train_shards)
+def training_shards_verified(context: dg.AssetCheckExecutionContext, storage: StorageRoot) -> dg.AssetCheckResult:
+    return shard_set_check(storage, context.partition_key, storage.dataset.train_shards)
 
 
 @dg.asset_check(
     asset=eval_sets,
+    partitions_def=variant_partitions,
     blocking=True,
-    description="Files match the manifest, placeholders match images, no text holds a special token, "
+    description="Files match the manifest, placeholders match images, "
     "every row carries its task's eval fields and Scan2Cap keys are in the corpus.",
 )
-def eval_sets_verified(storage: StorageRoot) -> dg.AssetCheckResult:
-    return _shard_set_check(storage, storage.dataset.eval_set, eval_set_problems)
+def eval_sets_verified(context: dg.AssetCheckExecutionContext, storage: StorageRoot) -> dg.AssetCheckResult:
+    return shard_set_check(storage, context.partition_key, storage.dataset.eval_set, eval_set_problems)
 
 
 DATASET_ASSETS = [task_samples, training_shards, eval_sets]

@@ -6,10 +6,11 @@ import dagster as dg
 
 from assets.dataset import DATASET_ASSETS, DATASET_CHECKS
 from assets.evaluation import EVALUATION_ASSETS
+from assets.leaderboard import leaderboard
 from assets.partitions import scene_partitions
 from assets.raw_scans import raw_scan
 from assets.raw_scenes import scene_manifest, synthetic_scenes
-from assets.training import base_model, checkpoint, checkpoint_checks
+from assets.training import base_model, checkpoint
 from assets.visual_prompts import visual_prompts
 from pipelines.schedules import (
     dataset_rebuild_schedule,
@@ -38,24 +39,42 @@ visual_prompts_job = dg.define_asset_job(
     tags={"gpt4scene/run_kind": "scenes"},
 )
 
+samples_job = dg.define_asset_job(
+    "samples_job",
+    selection=dg.AssetSelection.assets(DATASET_ASSETS[0]),
+    description="Task samples of every prepared scene (all scene partitions), every data variant asked for.",
+)
+
 dataset_job = dg.define_asset_job(
     "dataset_job",
-    selection=dg.AssetSelection.assets(*DATASET_ASSETS),
-    description="Samples, training shards and eval sets over every prepared scene (all scene partitions).",
+    selection=dg.AssetSelection.assets(*DATASET_ASSETS[1:]),
+    description="Training shards and eval set of one data variant (per variant partition), from the task samples.",
+)
+
+base_model_job = dg.define_asset_job(
+    "base_model_job",
+    selection=dg.AssetSelection.assets(base_model),
+    description="The base model fine-tuning starts from (the configured folder, or the tiny random Qwen2-VL).",
 )
 
 training_job = dg.define_asset_job(
     "training_job",
-    selection=dg.AssetSelection.assets(base_model, checkpoint),
-    description="The base model, then its fine-tuning on the training shards (torchrun/deepspeed via Pipes).",
+    selection=dg.AssetSelection.assets(checkpoint),
+    description="One experiment's fine-tuning (per experiment partition): the next checkpoint version, through "
+    "torchrun/deepspeed via Pipes.",
 )
 
 evaluation_job = dg.define_asset_job(
     "evaluation_job",
     selection=dg.AssetSelection.assets(*EVALUATION_ASSETS),
-    description=(
-        "Predictions of the checkpoint (every eval-set variant) and the base model, then the five benchmarks' scores."
-    ),
+    description="One experiment's predictions on the eval set of its data variant, then the five benchmarks' scores "
+    "(per experiment partition).",
+)
+
+leaderboard_job = dg.define_asset_job(
+    "leaderboard_job",
+    selection=dg.AssetSelection.assets(leaderboard),
+    description="Every experiment's latest scores with their lineage, beside GPT4Scene's published rows.",
 )
 
 defs = dg.Definitions(
@@ -66,9 +85,20 @@ defs = dg.Definitions(
         base_model,
         checkpoint,
         *EVALUATION_ASSETS,
+        leaderboard,
     ],
-    asset_checks=[*DATASET_CHECKS, *checkpoint_checks],
-    jobs=[scene_job, visual_prompts_job, dataset_job, training_job, evaluation_job, observe_raw_scans_job],
+    asset_checks=DATASET_CHECKS,
+    jobs=[
+        scene_job,
+        visual_prompts_job,
+        samples_job,
+        dataset_job,
+        base_model_job,
+        training_job,
+        evaluation_job,
+        leaderboard_job,
+        observe_raw_scans_job,
+    ],
     schedules=[dataset_rebuild_schedule],
     sensors=[scene_discovery_sensor, rebuild_sensor],
     resources={

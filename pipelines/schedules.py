@@ -9,7 +9,8 @@ How a rebuild flows (Declarative Automation, evaluated by the daemon):
    its upstream partition updated (an observation counts only if the data version changed), or the asset's
    `code_version` changed. Requests for many scenes become one backfill (one Ray run per contiguous range).
 3. `DATASET_REBUILD` on the dataset assets waits until no per-scene asset is requested or running, then rebuilds
-   once (samples, then shards and eval sets in the same run). A failed scene does not block it: the dataset
+   the samples once; the shard and eval sets (partitioned by data variant) then follow in the variants already
+   built (`VARIANT_REBUILD`). A failed scene does not block it: the dataset
    assets use every prepared scene and report the rest.
 """
 
@@ -37,6 +38,11 @@ DATASET_REBUILD = (
     & ~AC.in_progress()
 ).with_label("dataset_rebuild")
 
+# The shard sets and eval sets (one partition per data variant) follow the samples only in the variants already
+# built: which variants a user trains on is a choice (a variant the samples lack cannot be sharded), so the first
+# build of a variant is by hand (dataset_job, or the demo) and from then on it is kept fresh.
+VARIANT_REBUILD = (DATASET_REBUILD & ~AC.missing()).with_label("dataset_rebuild")
+
 observe_raw_scans_job = dg.define_asset_job(
     "observe_raw_scans",
     selection=dg.AssetSelection.assets(raw_scan.key),
@@ -56,7 +62,12 @@ def with_rebuild_conditions(scene_assets: list, dataset_assets: list) -> list:
     """The assets with the rebuild conditions attached (the asset modules stay unaware of scheduling)."""
     return [
         *dg.map_asset_specs(lambda spec: spec.replace_attributes(automation_condition=SCENE_REBUILD), scene_assets),
-        *dg.map_asset_specs(lambda spec: spec.replace_attributes(automation_condition=DATASET_REBUILD), dataset_assets),
+        *dg.map_asset_specs(
+            lambda spec: spec.replace_attributes(
+                automation_condition=VARIANT_REBUILD if spec.partitions_def is not None else DATASET_REBUILD
+            ),
+            dataset_assets,
+        ),
     ]
 
 

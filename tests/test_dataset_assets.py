@@ -11,42 +11,69 @@ import dagster as dg
 import pytest
 
 from assets.dataset import (
-    DATASET_ASSETS,
-    DATASET_CHECKS,
     SCENE_ASSETS,
+    eval_sets,
     eval_sets_verified,
+    samples_account_for_every_record,
+    shard_set_check,
     task_samples,
+    training_shards,
     training_shards_verified,
 )
-from ops.dataset.build import EVAL_FIELDS, read_scan2cap_corpus
-from ops.dataset.samples import MULTI3DREFER_TEMPLATES, QA_SUFFIX
+from ops.dataset.build import EVAL_FIELDS, eval_set_problems, read_scan2cap_corpus
+from ops.dataset.samples import MULTI3DREFER_TEMPLATES, QA_SUFFIX, VARIANTS
 from ops.dataset.scene_context import load_scene_context
 from ops.dataset.shards import iter_rows, read_manifest, shard_files
 from pipelines.definitions import defs
 from resources.storage import StorageRoot
 
-RUN_CONFIG = {
+SAMPLES_CONFIG = {"ops": {"task_samples": {"config": {"variants": ["marked", "unmarked"], "seed": 0}}}}
+SHARDS_CONFIG = {
     "ops": {
-        "task_samples": {"config": {"variants": ["marked", "unmarked"], "seed": 0}},
         "training_shards": {"config": {"target_shard_mb": 0.3}},
         "eval_sets": {"config": {"image_mode": "bytes"}},
     }
 }
+BUILT_VARIANTS = ("marked", "unmarked")
+SHARD_ASSETS = [training_shards, eval_sets, training_shards_verified, eval_sets_verified]
 
 
-def _materialise(storage: StorageRoot, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
-    result = dg.materialize(
-        [*DATASET_ASSETS, *DATASET_CHECKS], resources={"storage": storage}, instance=instance, run_config=RUN_CONFIG
-    )
-    assert result.success
-    return result
+def _materialise(storage: StorageRoot, instance: dg.DagsterInstance | None = None) -> list[dg.ExecuteInProcessResult]:
+    """The samples, then the shards and eval set of each built variant (one partition run each)."""
+    results = [
+        dg.materialize(
+            [task_samples, samples_account_for_every_record],
+            resources={"storage": storage},
+            instance=instance,
+            run_config=SAMPLES_CONFIG,
+        )
+    ]
+    for variant in BUILT_VARIANTS:
+        results.append(
+            dg.materialize(
+                SHARD_ASSETS,
+                resources={"storage": storage},
+                instance=instance,
+                run_config=SHARDS_CONFIG,
+                partition_key=variant,
+            )
+        )
+    assert all(result.success for result in results)
+    return results
 
 
 def _versions(instance: dg.DagsterInstance) -> dict[str, str]:
     out = {}
-    for asset in ("task_samples", "training_shards", "eval_sets"):
-        event = instance.get_latest_materialization_event(dg.AssetKey(asset))
-        out[asset] = event.asset_materialization.tags["dagster/data_version"]
+    for asset, partitions in (
+        ("task_samples", [None]),
+        ("training_shards", BUILT_VARIANTS),
+        ("eval_sets", BUILT_VARIANTS),
+    ):
+        for partition in partitions:
+            record = instance.get_latest_data_version_record(dg.AssetKey(asset), partition_key=partition)
+            out[asset if partition is None else f"{asset}[{partition}]"] = record.asset_event.tags[
+                "dagster/data_version"
+            ]
     return out
 
 
@@ -69,12 +96,23 @@ def built(prepared_scenes, tmp_path_factory):
     return storage, instance, result, prepared_scenes.truth
 
 
-def _materialisation(result, asset: str):
+def _materialisation(results, asset: str, partition: str | None = None):
     return next(
         e.event_specific_data.materialization
+        for result in results
         for e in result.get_asset_materialization_events()
         if e.event_specific_data.materialization.asset_key == dg.AssetKey(asset)
+        and e.event_specific_data.materialization.partition == partition
     )
+
+
+def _check_evaluations(results) -> list:
+    return [
+        (e.event_specific_data, e.event_specific_data.partition)
+        for result in results
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+    ]
 
 
 def test_assets_write_the_documented_layout_with_rich_metadata(built):
@@ -103,33 +141,34 @@ def test_assets_write_the_documented_layout_with_rich_metadata(built):
     assert table.count("\n| train |") == table.count("\n| val |") == 5
     assert samples["preview"].value.count("](data:image/jpeg;base64,") == 9  # BEV + 8 frames, as thumbnails
 
-    shards = _materialisation(result, "training_shards")
-    manifests = {v: read_manifest(storage.dataset.train_shards(v)) for v in ("marked", "unmarked")}
-    assert shards.metadata["data_versions"].value == {v: m.data_version for v, m in manifests.items()}
-    assert shards.tags["dagster/data_version"] == shards.metadata["data_version"].value
-    assert shards.metadata["num_files"].value == sum(len(m.files) for m in manifests.values()) > 2
-    assert shards.metadata["shard_files"].value.count(".parquet") == shards.metadata["num_files"].value
-    assert shards.metadata["rows_per_task"].value == {v: m.tasks for v, m in manifests.items()}
-    preview = shards.metadata["preview"].value
-    assert "data:image/jpeg;base64," in preview and "**Assistant**" in preview
-    evaluation = _materialisation(result, "eval_sets")
-    assert evaluation.tags["dagster/data_version"] == evaluation.metadata["data_version"].value
-    assert (
-        evaluation.metadata["data_versions"].value["marked"]
-        == read_manifest(storage.dataset.eval_set("marked")).data_version
-    )
+    for variant in BUILT_VARIANTS:
+        shards = _materialisation(result, "training_shards", variant)
+        manifest = read_manifest(storage.dataset.train_shards(variant))
+        assert shards.metadata["data_versions"].value == {variant: manifest.data_version}
+        assert shards.tags["dagster/data_version"] == shards.metadata["data_version"].value == manifest.data_version
+        assert shards.metadata["num_files"].value == len(manifest.files) > 1
+        assert shards.metadata["shard_files"].value.count(".parquet") == shards.metadata["num_files"].value
+        assert shards.metadata["rows_per_task"].value == {variant: manifest.tasks}
+        preview = shards.metadata["preview"].value
+        assert "data:image/jpeg;base64," in preview and "**Assistant**" in preview
+        evaluation = _materialisation(result, "eval_sets", variant)
+        assert evaluation.tags["dagster/data_version"] == evaluation.metadata["data_version"].value
+        assert (
+            evaluation.metadata["data_versions"].value[variant]
+            == read_manifest(storage.dataset.eval_set(variant)).data_version
+        )
 
 
 def test_checks_pass_and_fail_on_corrupted_files_and_broken_scenes(built, tmp_path):
     storage, _, result, truth = built
-    evaluations = {
-        e.event_specific_data.check_name: e.event_specific_data
-        for e in result.all_events
-        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+    evaluations = _check_evaluations(result)
+    assert {(ev.check_name, partition) for ev, partition in evaluations} == {
+        ("samples_account_for_every_record", None),
+        *((name, v) for name in ("training_shards_verified", "eval_sets_verified") for v in BUILT_VARIANTS),
     }
-    assert set(evaluations) == {"samples_account_for_every_record", "training_shards_verified", "eval_sets_verified"}
-    assert all(ev.passed for ev in evaluations.values()), evaluations
-    assert evaluations["training_shards_verified"].metadata["rows_checked"].value["marked"] > 0
+    assert all(ev.passed for ev, _ in evaluations), evaluations
+    marked_check = next(ev for ev, v in evaluations if ev.check_name == "training_shards_verified" and v == "marked")
+    assert marked_check.metadata["rows_checked"].value["marked"] > 0
 
     # The same checks on a copy whose shard and corpus are tampered with.
     copy = StorageRoot(root=str(tmp_path / "root"), raw_root=storage.raw_root)
@@ -137,27 +176,22 @@ def test_checks_pass_and_fail_on_corrupted_files_and_broken_scenes(built, tmp_pa
     shard = Path(shard_files(copy.dataset.train_shards("unmarked"))[0])
     shard.write_bytes(shard.read_bytes()[:-1] + b"\x00")
     (copy.dataset.eval_set("marked") / "scan2cap_corpus.json").write_text("{}")
-    only_checks = dg.AssetSelection.checks(training_shards_verified, eval_sets_verified)
-    checks = dg.materialize(
-        [*DATASET_ASSETS, *DATASET_CHECKS], resources={"storage": copy}, raise_on_error=False, selection=only_checks
-    )
-    failed = {
-        e.event_specific_data.check_name: e.event_specific_data.metadata["problems"].value
-        for e in checks.all_events
-        if e.event_type_value == "ASSET_CHECK_EVALUATION" and not e.event_specific_data.passed
-    }
+    # The check bodies (a check-only run cannot take a partition key in Dagster 1.13).
+    failed: dict[str, dict] = {}
+    for variant in BUILT_VARIANTS:
+        for name, check in (
+            ("training_shards_verified", shard_set_check(copy, variant, copy.dataset.train_shards)),
+            ("eval_sets_verified", shard_set_check(copy, variant, copy.dataset.eval_set, eval_set_problems)),
+        ):
+            if not check.passed:
+                failed.setdefault(name, {}).update(check.metadata["problems"].value)
     assert list(failed["training_shards_verified"]) == ["unmarked"]
     assert "sha256 differs from the manifest" in failed["training_shards_verified"]["unmarked"][0]
     assert failed["eval_sets_verified"] == {"marked": ["scan2cap_corpus.json: sha256 differs from the manifest"]}
-    assert not checks.get_asset_materialization_events()  # only the checks ran
 
     # A prepared scene whose artifacts do not load: the samples still build, the check warns naming it.
     (copy.scene_dir(truth.val_ids[0]) / "frames" / "raw_03.jpg").unlink()
-    samples = dg.materialize(
-        [*DATASET_ASSETS, *DATASET_CHECKS],
-        resources={"storage": copy},
-        selection=dg.AssetSelection.assets(task_samples),
-    )
+    samples = dg.materialize([task_samples, samples_account_for_every_record], resources={"storage": copy})
     (evaluation,) = [
         e.event_specific_data for e in samples.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"
     ]
@@ -257,9 +291,11 @@ def test_rebuild_is_identical_and_one_changed_scene_changes_the_version(built):
     frame.write_bytes(bytes(data))
     _materialise(storage, instance)
     after = _versions(instance)
-    assert after["training_shards"] != before_versions["training_shards"]  # the train scene's frame is embedded
+    # the train scene's frame is embedded in the marked shards
+    assert after["training_shards[marked]"] != before_versions["training_shards[marked]"]
+    assert after["training_shards[unmarked]"] == before_versions["training_shards[unmarked]"]  # raw_XX.jpg
     assert after["task_samples"] == before_versions["task_samples"]  # samples name images, they do not hold them
-    assert after["eval_sets"] == before_versions["eval_sets"]  # the val scene did not change
+    assert after["eval_sets[marked]"] == before_versions["eval_sets[marked]"]  # the val scene did not change
     changed = {path for path, digest in _tree(storage.dataset_dir).items() if before_tree.get(path) != digest}
     assert changed and all(p.startswith("shards/train_marked/") for p in changed)  # unmarked uses raw_XX.jpg
 
@@ -270,8 +306,13 @@ def test_definitions_wire_the_dataset_assets_to_every_scene():
     assert set(SCENE_ASSETS) <= parents and dg.AssetKey("bev_image") in parents
     assert graph.get(dg.AssetKey("bev_image")).partitions_def is not None
     assert graph.get(task_samples.key).partitions_def is None
-    job = defs.resolve_job_def("dataset_job")
-    assert {node.name for node in job.graph.node_defs} >= {"task_samples", "training_shards", "eval_sets"}
+    assert graph.get(dg.AssetKey("training_shards")).partitions_def.get_partition_keys() == list(VARIANTS)
+
+    def assets_of(job: str) -> set[str]:
+        return {key.to_user_string() for key in defs.resolve_job_def(job).asset_layer.executable_asset_keys}
+
+    assert assets_of("samples_job") == {"task_samples"}
+    assert assets_of("dataset_job") == {"training_shards", "eval_sets"}
     assert {c.name for c in defs.resolve_asset_graph().asset_check_keys} >= {
         "samples_account_for_every_record",
         "training_shards_verified",

@@ -1,7 +1,9 @@
-"""`predictions` → `eval_scores` materialised in process on a real instance, with the tiny model and a LoRA."""
+"""`predictions` → `eval_scores` per experiment partition, materialised in process on a real instance, with the tiny
+model as the base experiment and a zero-initialised LoRA as the trained experiments' checkpoint."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 
@@ -15,12 +17,14 @@ from resources.storage import StorageRoot
 from resources.training import BaseModelSource
 
 LIMIT = 10  # rows per eval set: keeps the test short; the scorers still score every benchmark's items
+BENCHMARKS = ["multi3drefer", "scan2cap", "scanqa", "scanrefer", "sqa3d"]
 
 
 @pytest.fixture(scope="module")
 def storage_root(eval_data, tiny_model_dir, tmp_path_factory):
-    """A copy of the eval data's root with `models/base/` (the tiny model) and `models/checkpoint/` (a fresh LoRA
-    adapter: B = 0, so it answers exactly as the base model)."""
+    """A copy of the eval data's root with `models/base/` (the tiny model) and, as version v0001 of the project's
+    tiny experiments, a fresh LoRA adapter (B = 0, so it answers exactly as the base model) with a lineage.json;
+    the base experiment's v0001 holds only its lineage.json."""
     from peft import LoraConfig, get_peft_model
 
     from ops.model.vlm import load_vlm
@@ -30,62 +34,77 @@ def storage_root(eval_data, tiny_model_dir, tmp_path_factory):
         shutil.copytree(eval_data.root / folder, root / folder)
     shutil.copytree(tiny_model_dir, root / "models" / "base")
     model = get_peft_model(load_vlm(tiny_model_dir).model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"]))
-    model.save_pretrained(root / "models" / "checkpoint")
+    checkpoints = root / "models" / "checkpoints"
+    for experiment in ("tiny_marked", "tiny_unmarked"):
+        model.save_pretrained(checkpoints / experiment / "v0001")
+    for experiment in ("tiny_marked", "tiny_unmarked", "base"):
+        (checkpoints / experiment / "v0001").mkdir(parents=True, exist_ok=True)
+        (checkpoints / experiment / "v0001" / "lineage.json").write_text(json.dumps({"version": "v0001"}))
     return root
 
 
-def _materialize(root, instance, **config):
+def _materialize(root, instance, experiment, **config):
     run_config = {"ops": {"predictions": {"config": {"max_new_tokens": 4, "limit": LIMIT, **config}}}}
     return dg.materialize(
         [predictions, eval_scores],
         instance=instance,
         run_config=run_config,
+        partition_key=experiment,
         resources={"storage": StorageRoot(root=str(root)), "base_model_source": BaseModelSource()},
     )
 
 
+def _files(folder):
+    return {
+        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in folder.rglob("*")
+        if p.is_file()
+    }
+
+
 @pytest.mark.slow
-def test_predictions_and_scores_for_every_run_and_benchmark(storage_root):
+def test_each_experiment_is_answered_and_scored_on_its_own_variant(storage_root):
     instance = dg.DagsterInstance.ephemeral()
-    result = _materialize(storage_root, instance)
+    evaluation = storage_root / "evaluation"
+    assert _materialize(storage_root, instance, "base").success
+    base_files = _files(evaluation / "scores" / "base")
+    result = _materialize(storage_root, instance, "tiny_marked")
     assert result.success
-    runs = json.loads((storage_root / "evaluation" / "predictions" / "index.json").read_text())["runs"]
-    assert sorted(runs) == ["base_marked", "finetuned_marked", "finetuned_no_bev", "finetuned_unmarked"]
-    for info in runs.values():
-        assert info["rows"] == LIMIT and len(read_prediction_rows(info["predictions"])) == LIMIT
-    scores_dir = storage_root / "evaluation" / "scores"
-    for run in runs:
-        assert sorted(p.stem for p in (scores_dir / run).glob("*.json")) == sorted(
-            ["scanqa", "sqa3d", "scanrefer", "multi3drefer", "scan2cap"]
+    unmarked = _materialize(storage_root, instance, "tiny_unmarked")
+    assert _files(evaluation / "scores" / "base") == base_files  # another experiment's files are never rewritten
+
+    for experiment, variant in (("base", "marked"), ("tiny_marked", "marked"), ("tiny_unmarked", "unmarked")):
+        run = json.loads((evaluation / "predictions" / experiment / "run.json").read_text())
+        assert run["complete"] and run["answered"]["variant"] == variant and run["answered"]["checkpoint"] == "v0001"
+        assert run["rows"] == LIMIT and len(read_prediction_rows(run["answered"]["predictions"])) == LIMIT
+        assert sorted(p.stem for p in (evaluation / "scores" / experiment).glob("*.json")) == sorted(
+            [*BENCHMARKS, "summary"]
         )
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
     assert checks["all_benchmarks_scored"].passed
-    assert checks["finetuned_matches_base"].passed  # the zero-initialised adapter answers as the base model does
+    # The zero-initialised adapter answers as the base model does: no better than base, so the check fails.
+    assert not checks["beats_base_model"].passed
+    assert checks["beats_base_model"].metadata["benchmarks_beaten"].value == 0
     metadata = result.asset_materializations_for_node("eval_scores")[0].metadata
-    table = metadata["scores"].value
-    assert "| scanqa | cider | 96.3 |" in table and "finetuned_marked" in table and "base_marked" in table
-    assert "no_bev" in metadata["ablation"].value and "unmarked" in metadata["ablation"].value
+    assert "| scanqa | cider | 96.3 |" in metadata["scores"].value and "tiny_marked" in metadata["scores"].value
     assert {"scanqa/cider", "sqa3d/em", "scanrefer/acc@0.25", "multi3drefer/f1@0.25", "scan2cap/cider@0.50"} <= set(
         metadata
     )
+    assert unmarked.asset_materializations_for_node("predictions")[0].metadata["eval_set"].value == "unmarked"
 
-    # A second materialisation resumes: nothing new is generated, the same files come out.
-    def files():
-        return {
-            run: (storage_root / "evaluation" / "predictions" / run / "predictions.jsonl").read_bytes() for run in runs
-        }
-
-    before = files()
-    again = _materialize(storage_root, instance)
-    runs_again = again.asset_materializations_for_node("predictions")[0].metadata["runs"].value
-    assert all(info["generated"] == 0 for info in runs_again.values())
-    assert files() == before
+    # A second materialisation resumes: nothing new is generated, the same answers come out.
+    answers = evaluation / "predictions" / "tiny_marked" / "predictions.jsonl"
+    before = answers.read_bytes()
+    again = _materialize(storage_root, instance, "tiny_marked")
+    assert again.asset_materializations_for_node("predictions")[0].metadata["generated"].value == 0
+    assert answers.read_bytes() == before
 
 
-def test_finetuned_versus_base_comparison():
-    base = {"scanqa": {"cider": 0.2}, "sqa3d": {"em": 0.1}, "scanrefer": {"acc@0.25": 0.3}}
-    better = {"scanqa": {"cider": 0.5}, "sqa3d": {"em": 0.1}, "scanrefer": {"acc@0.25": 0.2}}
-    assert compare_to_base(better, base) == (True, {"scanqa": 0.3, "sqa3d": 0.0, "scanrefer": -0.1})
-    worse = {"scanqa": {"cider": 0.1}, "sqa3d": {"em": 0.1}, "scanrefer": {"acc@0.25": 0.3}}
-    assert compare_to_base(worse, base)[0] is False
+def test_beating_the_base_model_takes_three_of_five_benchmarks():
+    base = {"scanqa": {"cider": 0.2}, "sqa3d": {"em": 0.1}, "scanrefer": {"acc@0.25": 0.3}, "scan2cap": {}}
+    better = {"scanqa": {"cider": 0.5}, "sqa3d": {"em": 0.2}, "scanrefer": {"acc@0.25": 0.4}}
+    assert compare_to_base(better, base) == (True, {"scanqa": 0.3, "sqa3d": 0.1, "scanrefer": 0.1})
+    two = {"scanqa": {"cider": 0.5}, "sqa3d": {"em": 0.2}, "scanrefer": {"acc@0.25": 0.3}}
+    assert compare_to_base(two, base)[0] is False  # a tie is not a win
+    assert compare_to_base(base, base)[0] is False  # no better than the base: fails
     assert compare_to_base({}, base)[0] is False  # nothing to compare is no pass

@@ -67,7 +67,8 @@ def shards(prepared_scenes, tmp_path_factory):
     root = tmp_path_factory.mktemp("train_root") / "root"
     shutil.copytree(prepared_scenes.root, root)
     storage = StorageRoot(root=str(root), raw_root=str(prepared_scenes.raw))
-    assert dg.materialize([task_samples, training_shards], resources={"storage": storage}).success
+    assert dg.materialize([task_samples], resources={"storage": storage}).success
+    assert dg.materialize([training_shards], resources={"storage": storage}, partition_key="marked").success
     return storage, storage.dataset.train_shards()
 
 
@@ -207,16 +208,16 @@ def test_k8s_job_spec_requests_the_gpus_and_rendezvouses_at_pod_zero():
         TrainingLauncher(launcher="deepspeed", nnodes=2).render_k8s_job(RUN, "x")
 
 
-def test_definitions_run_the_checkpoint_in_the_gpu_pool_with_the_recipe_hash_as_code_version():
+def test_definitions_run_the_checkpoint_in_the_gpu_pool_one_partition_per_experiment():
     from pipelines.definitions import defs
 
     graph = defs.resolve_asset_graph()
     node = graph.get(dg.AssetKey("checkpoint"))
     assert node.pools == {"gpu_train"}
-    assert node.code_version == load_recipe(RECIPES / "tiny_cpu_lora.yaml").hash
+    assert "tiny_marked" in node.partitions_def.get_partition_keys()
     assert {dg.AssetKey("training_shards"), dg.AssetKey("base_model")} <= set(node.parent_keys)
     job = defs.resolve_job_def("training_job")
-    assert {k.to_user_string() for k in job.asset_layer.executable_asset_keys} == {"base_model", "checkpoint"}
+    assert {k.to_user_string() for k in job.asset_layer.executable_asset_keys} == {"checkpoint"}
 
 
 def test_cli_train_command_is_wired():

@@ -5,8 +5,8 @@ classes. The tree (docs/ARCHITECTURE.md, Data contracts):
 
     <root>/scenes/<scene_id>/            SceneLayout: pointcloud/ instances/ bev/ frames/
     <root>/dataset/                      DatasetLayout: samples/ shards/train_<variant>/ eval/val_<variant>/ sharegpt/
-    <root>/models/                       ModelsLayout: base/ checkpoint/ runs/<run>/
-    <root>/evaluation/                   EvaluationLayout: predictions/<run>/ scores/
+    <root>/models/                       ModelsLayout: base/ checkpoints/<experiment>/<version>/ runs/<run>/
+    <root>/evaluation/                   EvaluationLayout: predictions/<experiment>/ scores/<experiment>/ leaderboard.*
 
 Each artifact folder is written whole to a staging name beside it and renamed into place (``ops.core.atomic``), so
 the paths below name either a complete artifact or nothing.
@@ -155,7 +155,7 @@ class DatasetLayout:
 
 @dataclass(frozen=True)
 class ModelsLayout:
-    """``<root>/models/``: the default base model, the published checkpoint and trainer runs."""
+    """``<root>/models/``: the default base model, every experiment's checkpoint versions and trainer runs."""
 
     dir: Path
 
@@ -165,9 +165,17 @@ class ModelsLayout:
         return self.dir / "base"
 
     @property
-    def checkpoint(self) -> Path:
-        """The published checkpoint evaluation loads."""
-        return self.dir / "checkpoint"
+    def checkpoints(self) -> Path:
+        """``checkpoints/``: one folder per experiment."""
+        return self.dir / "checkpoints"
+
+    def experiment_checkpoints(self, experiment: str) -> Path:
+        """``checkpoints/<experiment>/``: that experiment's versions ``v0001``, ``v0002``, ... (the last N kept)."""
+        return self.checkpoints / experiment
+
+    def checkpoint(self, experiment: str, version: str) -> Path:
+        """``checkpoints/<experiment>/<version>/``: weights, ``loss_curve.png`` and ``lineage.json`` (written last)."""
+        return self.experiment_checkpoints(experiment) / version
 
     def run(self, name: str) -> Path:
         """A trainer's working folder (its step checkpoints), kept for resuming."""
@@ -176,7 +184,7 @@ class ModelsLayout:
 
 @dataclass(frozen=True)
 class EvaluationLayout:
-    """``<root>/evaluation/``: predictions per run and the scores."""
+    """``<root>/evaluation/``: predictions and scores per experiment, and the leaderboard over all of them."""
 
     dir: Path
 
@@ -184,12 +192,8 @@ class EvaluationLayout:
     def predictions(self) -> Path:
         return self.dir / "predictions"
 
-    @property
-    def predictions_index(self) -> Path:
-        return self.predictions / "index.json"
-
     def prediction_run(self, run: str) -> Path:
-        """One model's answers on one eval set: ``run.json``, ``predictions.jsonl``, chunk files and logs."""
+        """One experiment's answers on its eval set: ``run.json``, ``predictions.jsonl``, chunk files and logs."""
         return self.predictions / run
 
     def run_record(self, run: str) -> Path:
@@ -208,19 +212,25 @@ class EvaluationLayout:
     def scores(self) -> Path:
         return self.dir / "scores"
 
+    def run_scores(self, run: str) -> Path:
+        """``scores/<run>/``: one experiment's benchmark files, ``summary.json`` and ``scores.md``."""
+        return self.scores / run
+
     def benchmark_scores(self, run: str, benchmark: str) -> Path:
         """``scores/<run>/<benchmark>.json``: one run's metrics on one benchmark."""
-        return self.scores / run / f"{benchmark}.json"
+        return self.run_scores(run) / f"{benchmark}.json"
 
-    @property
-    def scores_summary(self) -> Path:
-        """``scores/summary.json``, written after the benchmark files: every run's scores."""
-        return self.scores / "summary.json"
+    def scores_summary(self, run: str) -> Path:
+        """``scores/<run>/summary.json``, written after the benchmark files: the run's record and scores."""
+        return self.run_scores(run) / "summary.json"
 
-    @property
-    def scores_report(self) -> Path:
-        """``scores/scores.md``: the comparison and ablation tables."""
-        return self.scores / "scores.md"
+    def scores_report(self, run: str) -> Path:
+        """``scores/<run>/scores.md``: the run beside the paper's numbers."""
+        return self.run_scores(run) / "scores.md"
+
+    def leaderboard(self, suffix: str) -> Path:
+        """``leaderboard.<suffix>`` (``md``, ``csv``, ``json``): every experiment's latest scores with lineage."""
+        return self.dir / f"leaderboard.{suffix}"
 
 
 @dataclass(frozen=True)

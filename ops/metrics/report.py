@@ -1,4 +1,4 @@
-"""Score tables: every metric beside the paper's numbers and other runs, the ablation table, headline metrics.
+"""Score tables: every metric beside the paper's numbers and other runs, headline metrics, published reference rows.
 
 Scores are fractions as the scorers return them (CIDEr raw); tables print them x100 like the papers do.
 """
@@ -6,6 +6,7 @@ Scores are fractions as the scorers return them (CIDEr raw); tables print them x
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from ops.metrics.suite import BENCHMARKS
 
@@ -19,7 +20,7 @@ PAPER_REFERENCE: dict[str, dict[str, float]] = {
     "multi3drefer": {"f1@0.25": 64.5, "f1@0.50": 59.8},
     "scan2cap": {"cider@0.50": 86.3, "bleu4@0.50": 40.6, "bleu4@0.25": 43.1},
 }
-# One number per benchmark for comparisons (the asset check, the ablation summary, UI plots).
+# One number per benchmark for comparisons (the asset check, the leaderboard, UI plots).
 HEADLINE: dict[str, str] = {
     "scanqa": "cider",
     "sqa3d": "em",
@@ -49,19 +50,6 @@ def comparison_table(runs: Mapping[str, Scores], paper: bool = True) -> str:
     return "\n".join(lines)
 
 
-def ablation_table(variants: Mapping[str, Scores]) -> str:
-    """Markdown: the paper's ablation layout, one column per eval-set variant of the same checkpoint, the headline
-    metric of each benchmark plus ScanQA's METEOR and ROUGE-L (the metrics the paper's ablations print)."""
-    rows = [("scanqa", "meteor"), ("scanqa", "rouge_l"), *HEADLINE.items()]
-    names = list(variants)
-    lines = ["| benchmark | metric | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
-    for task, metric in dict.fromkeys(rows):
-        lines.append(
-            f"| {task} | {metric} | " + " | ".join(_cell(variants[n].get(task, {}).get(metric)) for n in names) + " |"
-        )
-    return "\n".join(lines)
-
-
 def headline(scores: Scores) -> dict[str, float]:
     """``{benchmark: headline metric}`` of the benchmarks present."""
     return {task: float(scores[task][metric]) for task, metric in HEADLINE.items() if metric in scores.get(task, {})}
@@ -70,3 +58,34 @@ def headline(scores: Scores) -> dict[str, float]:
 def missing_benchmarks(scores: Scores, expected: Sequence[str] = BENCHMARKS) -> list[str]:
     """Benchmarks without their headline metric."""
     return [task for task in expected if HEADLINE[task] not in scores.get(task, {})]
+
+
+@dataclass(frozen=True)
+class PublishedRow:
+    """A published system's headline metrics (x100, None where not reported) and where the numbers come from."""
+
+    name: str
+    setting: str
+    headline: dict[str, float | None]
+    source: str
+
+
+def _published(scanrefer, multi3drefer, scan2cap, scanqa, sqa3d) -> dict[str, float | None]:
+    values = {"scanrefer": scanrefer, "multi3drefer": multi3drefer, "scan2cap": scan2cap, "scanqa": scanqa}
+    return {**values, "sqa3d": sqa3d}
+
+
+# The leaderboard's reference rows: docs/REFERENCE.md §2.12 (the paper) and §2.13 (2026 peers, val).
+PUBLISHED_ROWS: tuple[PublishedRow, ...] = (
+    PublishedRow(
+        "GPT4Scene-HDM",
+        "Qwen2-VL-7B, full FT, 32 frames + BEV",
+        {task: PAPER_REFERENCE[task][metric] for task, metric in HEADLINE.items()},
+        "REFERENCE §2.12 (paper)",
+    ),
+    PublishedRow("GPT4Scene (ICLR'26)", "Qwen2.5-VL-7B", _published(65.6, 67.3, None, 105.7, 63.5), "REFERENCE §2.13"),
+    PublishedRow("ViPS", "Qwen2-VL-7B, LoRA", _published(64.6, 62.0, 85.5, 107.9, 62.5), "REFERENCE §2.13"),
+    PublishedRow("3DRS", "", _published(62.9, 60.4, 86.1, 104.8, 60.6), "REFERENCE §2.13"),
+    PublishedRow("Video-3D LLM", "", _published(58.1, 58.0, 83.8, 102.1, 58.6), "REFERENCE §2.13"),
+    PublishedRow("Chat-Scene", "", _published(55.5, 57.1, 77.1, 87.7, 54.6), "REFERENCE §2.13"),
+)

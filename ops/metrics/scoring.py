@@ -1,13 +1,14 @@
-"""Scoring of prediction runs: every run's five benchmarks, the per-benchmark JSON files, the summary and report.
+"""Scoring of one experiment's prediction run: its five benchmarks, the per-benchmark JSON files, summary and report.
 
-Reads ``evaluation/predictions/index.json`` (one ``AnsweredRun`` per run, written by ``ops.model.evaluation``) and
-writes under ``evaluation/scores/`` (``ops.core.layout.EvaluationLayout``):
+Reads ``evaluation/predictions/<experiment>/run.json`` (the ``AnsweredRun`` record ``ops.model.evaluation`` writes
+once a run is complete) and writes under ``evaluation/scores/<experiment>/`` (``ops.core.layout.EvaluationLayout``):
 
-    scores/<run>/<benchmark>.json     one JSON per benchmark: metrics, item count, predictions and their sha256
-    scores/summary.json               every run's index entry with its scores
-    scores/scores.md                  the comparison with the paper and the base model, and the ablation table
+    <benchmark>.json     one JSON per benchmark: metrics, item count, predictions and their sha256, checkpoint
+    summary.json         the run's record with its scores (written after the benchmark files)
+    scores.md            the run beside the paper's numbers
 
-Run names: ``finetuned_<variant>`` (the checkpoint on each eval-set variant) and ``base_marked`` (the base model).
+Scoring one experiment never touches another's files. ``compare_to_base`` is the rule of the `beats_base_model`
+check: a checkpoint must beat the untrained base model's headline metric on at least ``BEATS_BASE_MIN`` benchmarks.
 """
 
 from __future__ import annotations
@@ -23,18 +24,17 @@ from ops.core.layout import StorageLayout
 from ops.metrics.captions import CaptionScorer
 from ops.metrics.eval_sets import load_eval_set
 from ops.metrics.predictions import read_predictions
-from ops.metrics.report import ablation_table, comparison_table, headline, missing_benchmarks
+from ops.metrics.report import comparison_table, headline, missing_benchmarks
 from ops.metrics.suite import EvalSuite, score_suite
 
-FINETUNED_PREFIX = "finetuned_"
-REFERENCE_RUN, BASE_RUN = f"{FINETUNED_PREFIX}marked", "base_marked"
+BEATS_BASE_MIN = 3  # of the five benchmarks' headline metrics
 
 RunScores = dict[str, dict[str, float]]  # {benchmark: {metric: value}}
 
 
 @dataclass(frozen=True)
 class AnsweredRun:
-    """One prediction run as ``evaluation/predictions/index.json`` records it."""
+    """One experiment's prediction run as its ``run.json`` records it."""
 
     variant: str
     rows: int
@@ -46,111 +46,102 @@ class AnsweredRun:
     model: str
     eval_set: str
     adapter: str | None
+    experiment: str
+    checkpoint: str  # the checkpoint version answering
 
 
-def read_predictions_index(path: Path) -> dict[str, AnsweredRun]:
-    """The runs of the last ``predictions`` materialisation, each file checked against the sha256 it recorded."""
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: materialise `predictions` first")
-    runs = {run: AnsweredRun(**info) for run, info in json.loads(path.read_text())["runs"].items()}
-    for run, info in runs.items():
-        if file_sha256(Path(info.predictions)) != info.sha256:
-            raise ValueError(f"{info.predictions} changed after `predictions` wrote it ({run}): rematerialise it")
-    return runs
+def read_answered_run(run_file: Path) -> AnsweredRun:
+    """The complete run recorded in ``run_file``, its predictions checked against the sha256 it recorded."""
+    record = json.loads(run_file.read_text()) if run_file.is_file() else {}
+    if not record.get("complete"):
+        raise FileNotFoundError(f"{run_file}: no complete prediction run; materialise `predictions` first")
+    info = AnsweredRun(**record["answered"])
+    if file_sha256(Path(info.predictions)) != info.sha256:
+        raise ValueError(f"{info.predictions} changed after `predictions` wrote it: rematerialise it")
+    return info
 
 
 def compare_to_base(finetuned: RunScores, base: RunScores) -> tuple[bool, dict[str, float]]:
-    """(fine-tuned at least matches base, per-benchmark headline delta): passes when the mean headline metric over
-    the benchmarks both have is no lower than the base model's."""
+    """(beats base, per-benchmark headline delta): passes when the headline metric is above the base model's on at
+    least ``BEATS_BASE_MIN`` of the benchmarks both have."""
     ours, theirs = headline(finetuned), headline(base)
-    shared = [task for task in ours if task in theirs]
-    deltas = {task: round(ours[task] - theirs[task], 6) for task in shared}
-    return bool(shared) and sum(deltas.values()) >= 0, deltas
+    deltas = {task: round(ours[task] - theirs[task], 6) for task in ours if task in theirs}
+    return sum(delta > 0 for delta in deltas.values()) >= BEATS_BASE_MIN, deltas
 
 
 @dataclass(frozen=True)
-class ScoredRuns:
-    """Every run's scores, ``{run: {benchmark: {metric: value}}}``, and the tables and comparisons made of them."""
+class ExperimentScores:
+    """One experiment's run record and scores, ``{benchmark: {metric: value}}``."""
 
-    scores: dict[str, RunScores]
+    run: AnsweredRun
+    scores: RunScores
 
     @property
     def data_version(self) -> str:
-        return content_hash(self.scores)
+        return content_hash({"scores": self.scores, "checkpoint": self.run.checkpoint, "model": self.run.model})
 
     @property
-    def missing(self) -> dict[str, list[str]]:
-        """Runs lacking a benchmark's headline metric, with the benchmarks they lack."""
-        return {run: missing_benchmarks(s) for run, s in self.scores.items() if missing_benchmarks(s)}
+    def missing(self) -> list[str]:
+        """Benchmarks lacking their headline metric."""
+        return missing_benchmarks(self.scores)
 
     @property
-    def versus_base(self) -> tuple[bool, dict[str, float]] | None:
-        """``compare_to_base`` of the reference run with the base run; None without both."""
-        if REFERENCE_RUN in self.scores and BASE_RUN in self.scores:
-            return compare_to_base(self.scores[REFERENCE_RUN], self.scores[BASE_RUN])
-        return None
-
-    @property
-    def reference_headline(self) -> dict[str, float]:
-        """Headline metrics of the reference run (else of the first run)."""
-        return headline(self.scores.get(REFERENCE_RUN) or next(iter(self.scores.values())))
+    def headline(self) -> dict[str, float]:
+        return headline(self.scores)
 
     @property
     def comparison(self) -> str:
-        """Markdown: the reference and base runs (else every run) beside the paper's numbers."""
-        order = [r for r in (REFERENCE_RUN, BASE_RUN) if r in self.scores] or list(self.scores)
-        return comparison_table({r: self.scores[r] for r in order})
-
-    @property
-    def ablation(self) -> str:
-        """Markdown: the fine-tuned runs, one column per eval-set variant."""
-        return ablation_table(self._variants())
+        """Markdown: the run beside the paper's numbers."""
+        return comparison_table({self.run.experiment: self.scores})
 
     def report(self) -> str:
-        """``scores.md``: the comparison and, when there are fine-tuned runs, the ablation."""
-        parts = ["# Scores (x100; CIDEr x100 too)", "", self.comparison, ""]
-        if self._variants():
-            parts += ["## Ablation: the same checkpoint on each eval-set variant", "", self.ablation, ""]
-        return "\n".join(parts)
+        return "\n".join(
+            [f"# Scores of {self.run.experiment} {self.run.checkpoint} (x100; CIDEr x100 too)", "", self.comparison, ""]
+        )
 
-    def _variants(self) -> dict[str, RunScores]:
-        return {r.removeprefix(FINETUNED_PREFIX): s for r, s in self.scores.items() if r.startswith(FINETUNED_PREFIX)}
+    def summary(self) -> dict[str, Any]:
+        """``summary.json``: the run record and the scores."""
+        return {**asdict(self.run), "scores": self.scores}
 
 
-def score_runs(layout: StorageLayout) -> ScoredRuns:
-    """Score every indexed prediction run on its eval set and write the benchmark files, ``summary.json`` and
-    ``scores.md`` under ``evaluation/scores/``."""
-    runs = read_predictions_index(layout.evaluation.predictions_index)
-    scores: dict[str, RunScores] = {}
-    suites: dict[str, EvalSuite] = {}
-    with CaptionScorer() as scorer:  # one METEOR JVM for every run
-        for run, info in runs.items():
-            if info.variant not in suites:
-                suites[info.variant] = load_eval_set(layout.dataset.eval_set(info.variant), layout.root)
-            scores[run] = score_suite(suites[info.variant], read_predictions(info.predictions), scorer)
+def score_experiment(layout: StorageLayout, experiment: str, scorer: CaptionScorer | None = None) -> ExperimentScores:
+    """Score the experiment's complete prediction run on its eval set and write its benchmark files,
+    ``summary.json`` and ``scores.md``."""
     evaluation = layout.evaluation
-    for run, benchmarks in scores.items():
-        info = runs[run]
-        for task, metrics in benchmarks.items():
-            record = _benchmark_record(run, task, metrics, info, suites[info.variant])
-            write_json(evaluation.benchmark_scores(run, task), record)
-    summary = {"runs": {run: {**asdict(runs[run]), "scores": scores[run]} for run in scores}}
-    write_json(evaluation.scores_summary, summary)
-    scored = ScoredRuns(scores)
-    write_text(evaluation.scores_report, scored.report())
+    run = read_answered_run(evaluation.run_record(experiment))
+    suite = load_eval_set(layout.dataset.eval_set(run.variant), layout.root)
+    if scorer is None:
+        with CaptionScorer() as own:
+            scores = score_suite(suite, read_predictions(run.predictions), own)
+    else:
+        scores = score_suite(suite, read_predictions(run.predictions), scorer)
+    for task, metrics in scores.items():
+        write_json(evaluation.benchmark_scores(experiment, task), _benchmark_record(task, metrics, run, suite))
+    scored = ExperimentScores(run, scores)
+    write_json(evaluation.scores_summary(experiment), scored.summary())
+    write_text(evaluation.scores_report(experiment), scored.report())
     return scored
 
 
-def _benchmark_record(
-    run: str, task: str, metrics: dict[str, float], info: AnsweredRun, suite: EvalSuite
-) -> dict[str, Any]:
+def read_experiment_scores(layout: StorageLayout, experiment: str) -> ExperimentScores | None:
+    """The experiment's last written scores, or None if it has none."""
+    path = layout.evaluation.scores_summary(experiment)
+    if not path.is_file():
+        return None
+    summary = json.loads(path.read_text())
+    scores = summary.pop("scores")
+    return ExperimentScores(AnsweredRun(**summary), scores)
+
+
+def _benchmark_record(task: str, metrics: dict[str, float], run: AnsweredRun, suite: EvalSuite) -> dict[str, Any]:
     return {
         "benchmark": task,
-        "run": run,
+        "run": run.experiment,
+        "checkpoint": run.checkpoint,
         "metrics": metrics,
         "items": suite.counts()[task],
-        "predictions": info.predictions,
-        "predictions_sha256": info.sha256,
-        "eval_set": info.eval_set,
-        "model": info.model,
+        "predictions": run.predictions,
+        "predictions_sha256": run.sha256,
+        "eval_set": run.eval_set,
+        "model": run.model,
     }

@@ -1,11 +1,12 @@
-"""Prediction runs: the fine-tuned checkpoint on every eval-set variant and the base model on the marked set.
+"""Prediction runs: each experiment's latest checkpoint version answering the eval set of its own data variant.
 
-Runs: ``finetuned_<variant>`` for every eval-set variant built (the paper's ablations, same checkpoint) and
-``base_marked`` (the untrained base model). Each run answers into ``evaluation/predictions/<run>/`` (layout in
-``ops.core.layout.EvaluationLayout``): its chunk files, merged into ``predictions.jsonl``, and ``run.json`` (model
-fingerprint, eval-set data version, settings, complete flag). A run resumes its chunk files only when all three
-are unchanged; otherwise its folder is cleared first. ``index.json``, written last, lists the runs for scoring
-(``ops.metrics.scoring``); its data version hashes the merged files.
+One run per experiment, named after it (``recipes/experiments/``, ``ops.model.experiments``): a trained experiment
+loads its latest version under ``models/checkpoints/<experiment>/`` (an adapter on the base model, or full
+weights); the base-model experiment loads the base model. Each run answers into
+``evaluation/predictions/<experiment>/`` (layout in ``ops.core.layout.EvaluationLayout``): its chunk files, merged
+into ``predictions.jsonl``, and ``run.json`` (model fingerprint, eval-set data version, settings, complete flag, and
+once complete the run's record for scoring, ``ops.metrics.scoring``). A run resumes its chunk files only when the
+model, eval set and settings are unchanged; otherwise its folder is cleared first. No run touches another's folder.
 """
 
 from __future__ import annotations
@@ -13,16 +14,16 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from ops.core.atomic import write_json
-from ops.core.fingerprint import content_hash, file_sha256
-from ops.core.layout import MANIFEST, DatasetLayout, StorageLayout
+from ops.core.fingerprint import file_sha256
+from ops.core.layout import MANIFEST, StorageLayout
 from ops.dataset.shards import read_manifest
-from ops.metrics.scoring import BASE_RUN, FINETUNED_PREFIX, AnsweredRun
+from ops.metrics.scoring import AnsweredRun
+from ops.model.experiments import Experiment
 from ops.model.inference import (
     InferenceSettings,
     Log,
@@ -36,6 +37,7 @@ from ops.model.inference import (
     run_chunk_processes,
     run_inference,
 )
+from ops.model.training.versions import latest_version
 
 
 def _no_log(_: str) -> None:
@@ -44,66 +46,41 @@ def _no_log(_: str) -> None:
 
 @dataclass(frozen=True)
 class PlannedRun:
-    """One run to answer: its name, eval-set variant, model folder and adapter folder (None: the model alone)."""
+    """One run to answer: its name (the experiment), eval-set variant, checkpoint version, model folder and adapter
+    folder (None: the model alone)."""
 
     name: str
     variant: str
+    checkpoint: str
     model_dir: Path
     adapter_dir: Path | None
 
 
-@dataclass(frozen=True)
-class AnsweredRuns:
-    """Every run of one materialisation, as ``index.json`` records them, and the data version of their answers."""
-
-    runs: dict[str, AnsweredRun]
-
-    @property
-    def data_version(self) -> str:
-        return content_hash({run: info.sha256 for run, info in self.runs.items()})
-
-    def as_json(self) -> dict[str, dict[str, Any]]:
-        """``{run: index entry}``."""
-        return {run: asdict(info) for run, info in self.runs.items()}
-
-
-def plan_runs(
-    dataset: DatasetLayout,
-    base_dir: Path,
-    checkpoint_dir: Path,
-    variants: Sequence[str],
-    include_base_model: bool,
-) -> list[PlannedRun]:
-    """The checkpoint on every variant of ``variants`` whose eval set exists, then the base model on ``marked``
-    (when asked and the marked set exists)."""
-    model_dir, adapter_dir = checkpoint_model_dirs(base_dir, checkpoint_dir)
-    runs = [
-        PlannedRun(f"{FINETUNED_PREFIX}{v}", v, model_dir, adapter_dir)
-        for v in variants
-        if (dataset.eval_set(v) / MANIFEST).is_file()
-    ]
-    if include_base_model and any(run.variant == "marked" for run in runs):
-        runs.append(PlannedRun(BASE_RUN, "marked", base_dir, None))
-    if not runs:
-        raise FileNotFoundError(f"no eval set of variants {list(variants)} under {dataset.eval}")
-    return runs
+def plan_experiment_run(layout: StorageLayout, experiment: Experiment, base_dir: Path) -> PlannedRun:
+    """The experiment's latest checkpoint version on the eval set of its data variant (errors say what to
+    materialise first)."""
+    experiment_dir = layout.models.experiment_checkpoints(experiment.name)
+    version = latest_version(experiment_dir)
+    if version is None:
+        raise FileNotFoundError(
+            f"{experiment_dir}: no checkpoint version; materialise `checkpoint` [{experiment.name}]"
+        )
+    eval_dir = layout.dataset.eval_set(experiment.data_variant)
+    if not (eval_dir / MANIFEST).is_file():
+        raise FileNotFoundError(f"{eval_dir}: no eval set; materialise `eval_sets` [{experiment.data_variant}]")
+    if experiment.trains:
+        model_dir, adapter_dir = checkpoint_model_dirs(base_dir, experiment_dir / version)
+    else:
+        model_dir, adapter_dir = base_dir, None
+    return PlannedRun(experiment.name, experiment.data_variant, version, model_dir, adapter_dir)
 
 
-def answer_runs(
-    layout: StorageLayout,
-    base_dir: Path,
-    checkpoint_dir: Path,
-    settings: InferenceSettings,
-    variants: Sequence[str],
-    include_base_model: bool = True,
-    log: Log = _no_log,
-) -> AnsweredRuns:
-    """Answer every planned run (``plan_runs``), resuming what is still valid, and write ``index.json`` last."""
-    vlms: dict[tuple[Path, Path | None], Any] = {}
-    plans = plan_runs(layout.dataset, base_dir, checkpoint_dir, variants, include_base_model)
-    answered = AnsweredRuns({plan.name: answer_run(layout, plan, settings, vlms, log) for plan in plans})
-    write_json(layout.evaluation.predictions_index, {"runs": answered.as_json(), "data_version": answered.data_version})
-    return answered
+def answer_experiment(
+    layout: StorageLayout, experiment: Experiment, base_dir: Path, settings: InferenceSettings, log: Log = _no_log
+) -> AnsweredRun:
+    """Answer the experiment's eval set with its latest checkpoint version (``plan_experiment_run``), resuming what
+    is still valid."""
+    return answer_run(layout, plan_experiment_run(layout, experiment, base_dir), settings, {}, log)
 
 
 def answer_run(
@@ -113,8 +90,8 @@ def answer_run(
     vlms: dict[tuple[Path, Path | None], Any],
     log: Log = _no_log,
 ) -> AnsweredRun:
-    """Answer one run's eval set into ``predictions/<run>/`` and merge its chunks. ``vlms`` keeps the last loaded
-    model for the next run (the fine-tuned runs share one)."""
+    """Answer one run's eval set into ``predictions/<run>/`` and merge its chunks; ``run.json``, written last,
+    holds the run's record. ``vlms`` keeps the last loaded model for a next run."""
     eval_dir = layout.dataset.eval_set(plan.variant)
     evaluation = layout.evaluation
     out_dir = evaluation.prediction_run(plan.name)
@@ -139,9 +116,8 @@ def answer_run(
     expected = [r.sample_id for r in read_eval_rows(eval_dir)[: settings.limit]]
     merged = evaluation.run_predictions(plan.name)
     rows = merge_predictions(chunks, merged, expected)
-    write_json(run_file, {**identity, "complete": True, "rows": rows})
     log(f"{plan.name}: {rows} predictions ({generated} new in {seconds:.1f} s)")
-    return AnsweredRun(
+    answered = AnsweredRun(
         variant=plan.variant,
         rows=rows,
         generated=generated,
@@ -152,7 +128,11 @@ def answer_run(
         model=identity["model"],
         eval_set=identity["eval_set"],
         adapter=str(plan.adapter_dir) if plan.adapter_dir else None,
+        experiment=plan.name,
+        checkpoint=plan.checkpoint,
     )
+    write_json(run_file, {**identity, "complete": True, "rows": rows, "answered": asdict(answered)})
+    return answered
 
 
 def _answer_in_process(

@@ -12,6 +12,8 @@ Model (``pipelines.cli.model``):
   train     fine-tune the base model on training shards with a recipe (via Dagster)
   infer     predictions JSONL of a model on an eval set (batched, resumable, chunked)
   serve     OpenAI-compatible /v1/chat/completions for a checkpoint on 127.0.0.1
+Lineage (``pipelines.cli.lineage``):
+  lineage   a checkpoint's chain back to the scans, or every checkpoint trained on a scene
 Demo and UI (``pipelines.cli.demo``, ``pipelines.cli.ui``):
   demo      run the main job on synthetic scenes through Dagster
   ui        start the Dagster webserver and daemon on 127.0.0.1
@@ -26,14 +28,22 @@ import argparse
 import sys
 from collections.abc import Collection
 
-from pipelines.cli import dataset, demo, model, scenes, ui
+from pipelines.cli import dataset, demo, lineage, model, scenes, ui
 from pipelines.cli.dataset import cmd_score, cmd_shards
 from pipelines.cli.demo import cmd_demo
+from pipelines.cli.lineage import cmd_lineage
 from pipelines.cli.model import cmd_infer, cmd_serve, cmd_train
 from pipelines.cli.scenes import cmd_figures, cmd_inspect, cmd_prepare, cmd_synth
 from pipelines.cli.ui import cmd_ui
 
-COMMANDS = {**scenes.COMMANDS, **dataset.COMMANDS, **model.COMMANDS, **demo.COMMANDS, **ui.COMMANDS}
+COMMANDS = {
+    **scenes.COMMANDS,
+    **dataset.COMMANDS,
+    **model.COMMANDS,
+    **lineage.COMMANDS,
+    **demo.COMMANDS,
+    **ui.COMMANDS,
+}
 __all__ = [
     "COMMANDS",
     "build_parser",
@@ -41,6 +51,7 @@ __all__ = [
     "cmd_figures",
     "cmd_infer",
     "cmd_inspect",
+    "cmd_lineage",
     "cmd_prepare",
     "cmd_score",
     "cmd_serve",

@@ -1,5 +1,6 @@
 """``gpt4scene demo`` and the in-process runs it chains (also used by ``prepare`` and ``train``): synthetic scenes,
-scene manifests, visual prompts over local Ray, the dataset, training and evaluation, each printing a summary."""
+scene manifests, visual prompts over local Ray, the dataset (every data variant), the experiments' training and
+evaluation, then the leaderboard, each printing a summary."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import argparse
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,13 +17,14 @@ from resources.environment import apply_defaults
 
 
 def materializations(outcome: Any, asset: str | None = None) -> Iterator[tuple[str, dict[str, Any], dict[str, str]]]:
-    """(asset key, metadata values, tags) of each materialisation of an in-process run (of ``asset`` only if
-    given)."""
+    """(asset key with ``[partition]`` if any, metadata values, tags) of each materialisation of an in-process run
+    (of ``asset`` only if given)."""
     for event in outcome.get_asset_materialization_events():
         materialization = event.event_specific_data.materialization
         key = materialization.asset_key.to_user_string()
         if asset is None or key == asset:
-            yield key, {name: value.value for name, value in materialization.metadata.items()}, materialization.tags
+            label = key if materialization.partition is None else f"{key}[{materialization.partition}]"
+            yield label, {name: value.value for name, value in materialization.metadata.items()}, materialization.tags
 
 
 def print_checks(outcome: Any) -> None:
@@ -54,78 +56,128 @@ def run_visual_prompts(defs, instance, scene_ids: list[str], config: dict) -> bo
     return result.success
 
 
+# The experiments the demo trains and evaluates (recipes/experiments/): the base model, GPT4Scene's marked input
+# and the unmarked ablation.
+DEMO_EXPERIMENTS = ("base", "tiny_marked", "tiny_unmarked")
+
+
 def run_dataset(defs, instance) -> bool:
-    """The dataset job with every ablation variant, printing each asset's rows and data version."""
+    """The task samples with every data variant, then the shards and eval set of each variant (one partition run
+    each), printing each asset's rows and data version."""
     from ops.dataset.samples import VARIANTS
 
     variants = {"ops": {"task_samples": {"config": {"variants": list(VARIANTS)}}}, **CONSOLE_INFO}
-    outcome = defs.resolve_job_def("dataset_job").execute_in_process(
-        instance=instance, raise_on_error=False, run_config=variants
-    )
-    for key, metadata, tags in materializations(outcome):
-        rows = metadata.get("num_rows", metadata.get("train_rows", "?"))
-        print(f"   {key}: {rows} rows, data version {tags['dagster/data_version'][:12]}")
-    return outcome.success
+    outcomes = [
+        defs.resolve_job_def("samples_job").execute_in_process(
+            instance=instance, raise_on_error=False, run_config=variants
+        )
+    ]
+    for variant in VARIANTS:
+        outcomes.append(
+            defs.resolve_job_def("dataset_job").execute_in_process(
+                instance=instance, raise_on_error=False, run_config=CONSOLE_INFO, partition_key=variant
+            )
+        )
+    for outcome in outcomes:
+        for key, metadata, tags in materializations(outcome):
+            rows = metadata.get("num_rows", metadata.get("train_rows", "?"))
+            print(f"   {key}: {rows} rows, data version {tags['dagster/data_version'][:12]}")
+    return all(outcome.success for outcome in outcomes)
 
 
-def run_training(defs, instance, recipe: str | None = None, shards: str | None = None) -> bool:
-    """The base model and its fine-tuning (the definitions' recipe, or ``recipe``), printing the loss and speed."""
+def _print_checkpoint(outcome: Any) -> None:
+    for _, m, _ in materializations(outcome, "checkpoint"):
+        if m["weights"] == "base_model":
+            print(f"   {m['experiment']} {m['version']}: the base model itself (nothing trained)")
+            continue
+        print(
+            f"   {m['experiment']} {m['version']}: loss {m['first_loss']:.3f} -> {m['final_loss']:.3f} in "
+            f"{m['global_step']} steps (resumed from {m['resumed_from']}), {m['tokens_per_second']} tokens/s, "
+            f"{m['samples_per_second']} samples/s; shards {m['shards_data_version'][:12]}, "
+            f"{m['train_scenes']} train scenes"
+        )
+        print(f"   checkpoint:      {m['path']}")
+        if m["pruned"]:
+            print(f"   pruned:          {', '.join(m['pruned'])}")
+    print_checks(outcome)
+
+
+def run_training(
+    defs, instance, experiments: Sequence[str] = DEMO_EXPERIMENTS, recipe: str | None = None, shards: str | None = None
+) -> bool:
+    """The base model, then one checkpoint version per experiment (partitions of `checkpoint`); or, with
+    ``recipe``, that file as a one-off experiment (its name is the file's), printing the loss and speed."""
     import dagster as dg
 
-    from assets.training import DEFAULT_RECIPE, base_model, build_checkpoint_asset
+    from assets.training import base_model, build_checkpoint_asset
+    from ops.model.experiments import load_experiment
 
-    recipe_path = Path(recipe).resolve() if recipe else DEFAULT_RECIPE
-    step(
-        f"training: {recipe_path.name} on the training shards, through the {os.environ['GPT4SCENE_TRAIN_LAUNCHER']} "
-        f"launcher ({os.environ['GPT4SCENE_TRAIN_BACKEND']} backend, Dagster Pipes)"
-    )
-    run_config = {
-        "ops": {"checkpoint": {"config": {"shards_dir": str(Path(shards).resolve()) if shards else ""}}},
-        **CONSOLE_INFO,
-    }
-    if recipe is None:
-        outcome = defs.resolve_job_def("training_job").execute_in_process(
-            instance=instance, raise_on_error=False, run_config=run_config
-        )
-    else:  # another recipe is another code version of `checkpoint`: materialise the asset built for it
-        checkpoint, checks = build_checkpoint_asset(recipe_path)
+    shards_config = {"shards_dir": str(Path(shards).resolve()) if shards else ""}
+    run_config = {"ops": {"checkpoint": {"config": shards_config}}, **CONSOLE_INFO}
+    if recipe is not None:  # a recipe outside recipes/experiments/: one experiment of its own
+        experiment = load_experiment(recipe)
+        step(f"training: {experiment.name} ({experiment.path.name}) on the {experiment.data_variant} shards")
         outcome = dg.materialize(
-            [base_model, checkpoint, *checks],
+            [base_model, build_checkpoint_asset({experiment.name: experiment})],
             instance=instance,
             resources=defs.resources,
             run_config=run_config,
+            partition_key=experiment.name,
             raise_on_error=False,
         )
-    for _, m, _ in materializations(outcome, "checkpoint"):
-        print(
-            f"   loss {m['first_loss']:.3f} -> {m['final_loss']:.3f} in {m['global_step']} steps "
-            f"(resumed from {m['resumed_from']}), {m['tokens_per_second']} tokens/s, "
-            f"{m['samples_per_second']} samples/s; shards {m['shards_data_version'][:12]}"
+        _print_checkpoint(outcome)
+        return outcome.success
+    outcome = defs.resolve_job_def("base_model_job").execute_in_process(
+        instance=instance, raise_on_error=False, run_config=CONSOLE_INFO
+    )
+    success = outcome.success
+    for name in experiments:
+        step(
+            f"training: experiment {name} through the {os.environ['GPT4SCENE_TRAIN_LAUNCHER']} launcher "
+            f"({os.environ['GPT4SCENE_TRAIN_BACKEND']} backend, Dagster Pipes)"
         )
-        print(f"   checkpoint:      {m['path']}")
-    print_checks(outcome)
-    return outcome.success
+        outcome = defs.resolve_job_def("training_job").execute_in_process(
+            instance=instance, raise_on_error=False, run_config=run_config, partition_key=name
+        )
+        _print_checkpoint(outcome)
+        success = success and outcome.success
+    return success
 
 
-def run_evaluation(defs, instance, max_new_tokens: int) -> bool:
-    """The evaluation job (predictions of the checkpoint and the base model, then scores), printing the headline
-    metric of every benchmark for each run."""
+def run_evaluation(defs, instance, max_new_tokens: int, experiments: Sequence[str] = DEMO_EXPERIMENTS) -> bool:
+    """The evaluation job of each experiment (its predictions on the eval set of its variant, then scores),
+    printing the headline metric of every benchmark."""
     from ops.metrics.report import HEADLINE
 
-    step("evaluation: the checkpoint on every eval-set variant and the base model, scored on the five benchmarks")
     run_config = {"ops": {"predictions": {"config": {"max_new_tokens": max_new_tokens}}}, **CONSOLE_INFO}
-    outcome = defs.resolve_job_def("evaluation_job").execute_in_process(
-        instance=instance, raise_on_error=False, run_config=run_config
-    )
-    for _, metadata, _ in materializations(outcome, "eval_scores"):
-        for run, scores in metadata["all_scores"].items():
+    success = True
+    for name in experiments:
+        step(f"evaluation: experiment {name} on the eval set of its data variant, scored on the five benchmarks")
+        outcome = defs.resolve_job_def("evaluation_job").execute_in_process(
+            instance=instance, raise_on_error=False, run_config=run_config, partition_key=name
+        )
+        for _, metadata, _ in materializations(outcome, "eval_scores"):
+            scores = metadata["all_scores"]
             cells = ", ".join(
                 f"{task} {metric} {100 * scores[task][metric]:.1f}"
                 for task, metric in HEADLINE.items()
                 if metric in scores.get(task, {})
             )
-            print(f"   {run}: {cells}")
-    print_checks(outcome)
+            print(f"   {name} {metadata['checkpoint_version']}: {cells}")
+        print_checks(outcome)
+        success = success and outcome.success
+    return success
+
+
+def run_leaderboard(defs, instance) -> bool:
+    """The leaderboard job, printing the table."""
+    step("leaderboard: every experiment's latest scores with their lineage, and the published rows")
+    outcome = defs.resolve_job_def("leaderboard_job").execute_in_process(
+        instance=instance, raise_on_error=False, run_config=CONSOLE_INFO
+    )
+    for _, metadata, _ in materializations(outcome, "leaderboard"):
+        print(metadata["leaderboard"])
+        print(f"\n   also as {metadata['csv']} and {metadata['json']}")
     return outcome.success
 
 
@@ -176,8 +228,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print("   some scenes failed: see the run in the UI", file=sys.stderr)
 
     step(
-        "training data: task samples, training shards and eval sets of every prepared scene, with the paper's "
-        "ablation variants (no BEV, unmarked frames)"
+        "training data: task samples of every prepared scene, then the training shards and eval set of each data "
+        "variant (GPT4Scene's marked input and the paper's ablations: no BEV, unmarked frames)"
     )
     if not run_dataset(defs, instance):
         print("   the dataset run failed: see the run in the UI", file=sys.stderr)
@@ -187,6 +239,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     if not run_evaluation(defs, instance, args.eval_max_new_tokens):
         print("   the evaluation run failed: see the run in the UI", file=sys.stderr)
+
+    if not run_leaderboard(defs, instance):
+        print("   the leaderboard run failed: see the run in the UI", file=sys.stderr)
 
     step(f"done in {time.perf_counter() - started:.0f} s")
     print(f"   raw scans:       {storage.scans_dir}")

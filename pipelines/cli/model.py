@@ -20,7 +20,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from pipelines.cli.demo import run_training
     from pipelines.definitions import defs
 
-    return 0 if run_training(defs, dg.DagsterInstance.get(), args.recipe, args.shards) else 1
+    return 0 if run_training(defs, dg.DagsterInstance.get(), recipe=args.recipe, shards=args.shards) else 1
 
 
 def train_arguments(parser: argparse.ArgumentParser) -> None:

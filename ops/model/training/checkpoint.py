@@ -1,13 +1,15 @@
-"""The published checkpoint: trained weights + ``lineage.json`` + ``loss_curve.png``, and what identifies a run.
+"""A published checkpoint version: trained weights + ``lineage.json`` + ``loss_curve.png``, and what identifies a run.
 
-Layout of ``<root>/models/checkpoint/`` (written whole through ``staging_dir``, ``lineage.json`` last)::
+Layout of ``<root>/models/checkpoints/<experiment>/<version>/`` (written whole through ``staging_dir``,
+``lineage.json`` last)::
 
     adapter_config.json, adapter_model.safetensors   LoRA: load with PeftModel.from_pretrained(base, this folder)
     config.json, model*.safetensors, tokenizer...    full fine-tuning: load with from_pretrained(this folder)
     train_summary.json                               the trainer's metrics and loss history
     loss_curve.png                                   training loss per logged step
-    lineage.json                                     shards data version, recipe (+hash), base model, code commit,
-                                                     final metrics
+    lineage.json                                     experiment, version, shards data version, train scenes and
+                                                     their data versions, recipe (+hash), base model, code
+                                                     commit, date, final metrics
 """
 
 from __future__ import annotations
@@ -61,10 +63,10 @@ def model_fingerprint(model_dir: str | Path) -> str:
     return content_hash(entries)
 
 
-def run_name(recipe_hash: str, shards_version: str, base_fingerprint: str) -> str:
-    """Folder name of the run training this recipe on these shards from this base: a rerun of the same three
+def run_name(experiment: str, experiment_hash: str, shards_version: str, base_fingerprint: str) -> str:
+    """Folder name of the run training this experiment on these shards from this base: a rerun of the same
     resumes in the same folder, a change of any starts a new one."""
-    return f"{recipe_hash[:12]}-{shards_version[:12]}-{base_fingerprint[:12]}"
+    return f"{experiment}-{experiment_hash[:12]}-{shards_version[:12]}-{base_fingerprint[:12]}"
 
 
 def plot_loss_curve(history: Sequence[Mapping[str, Any]], title: str = "training loss") -> bytes:

@@ -37,6 +37,8 @@ IGNORED_KEYS = (
     "dataset",
     "output_dir",
 )
+# The keys an experiment file adds to its recipe (read by ops.model.experiments); the trainer does not need them.
+EXPERIMENT_KEYS = ("description", "data_variant", "num_frames", "train")
 
 
 @dataclass(frozen=True)
@@ -131,17 +133,27 @@ def _check_types(path: Path, values: dict[str, Any]) -> dict[str, Any]:
     return checked
 
 
-def load_recipe(path: str | Path) -> LoadedRecipe:
-    """Parse and validate a recipe YAML and the DeepSpeed JSON it names; errors name the file and the key."""
-    path = Path(path).resolve()
+def read_recipe_mapping(path: Path) -> dict[str, Any]:
+    """The flat YAML mapping of a recipe file (errors name the file)."""
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
         raise ValueError(f"{path}: cannot read recipe: {exc}") from exc
     if not isinstance(raw, dict):
         raise ValueError(f"{path}: a recipe is a flat YAML mapping")
+    return raw
+
+
+def load_recipe(path: str | Path) -> LoadedRecipe:
+    """Parse and validate a recipe YAML and the DeepSpeed JSON it names; errors name the file and the key."""
+    path = Path(path).resolve()
+    return recipe_from_mapping(path, read_recipe_mapping(path))
+
+
+def recipe_from_mapping(path: Path, raw: dict[str, Any]) -> LoadedRecipe:
+    """Validate the recipe keys of ``raw`` (read from ``path``, which relative DeepSpeed paths start from)."""
     known = {f.name for f in fields(Recipe)}
-    unknown = sorted(set(raw) - known - set(FIXED_KEYS) - set(IGNORED_KEYS))
+    unknown = sorted(set(raw) - known - set(FIXED_KEYS) - set(IGNORED_KEYS) - set(EXPERIMENT_KEYS))
     if unknown:
         raise ValueError(f"{path}: unknown recipe keys {unknown}")
     for key, supported in FIXED_KEYS.items():
