@@ -79,8 +79,8 @@ class CheckpointConfig(dg.Config):
 
 
 def scene_versions(instance: dg.DagsterInstance, scene_ids: list[str]) -> dict[str, dict[str, dict[str, Any]]]:
-    """``{scene: {asset: {data_version, code_version}}}`` of the per-scene assets as the instance recorded them
-    (the raw scan's observed fingerprint included); None where it recorded nothing."""
+    """``{scene: {asset: {data_version, code_version, run_id}}}`` of the per-scene assets' latest events as the
+    instance recorded them (the raw scan's observed fingerprint included); None where it recorded nothing."""
     out = {}
     for scene_id in scene_ids:
         assets = {}
@@ -93,6 +93,7 @@ def scene_versions(instance: dg.DagsterInstance, scene_ids: list[str]) -> dict[s
             assets[name] = {
                 "data_version": tags.get("dagster/data_version"),
                 "code_version": tags.get("dagster/code_version"),
+                "run_id": record.run_id if record is not None else None,
             }
         out[scene_id] = assets
     return out

@@ -45,7 +45,9 @@ def checkpoint_chain(lineage: Lineage) -> list[tuple[str, str]]:
     for scene_id, assets in sorted(lineage.get("scenes", {}).items()):
         for asset, record in assets.items():
             code = f" (code {record['code_version']})" if record.get("code_version") else ""
-            rows.append((f"  {scene_id} {asset}", f"{record.get('data_version') or 'unknown'}{code}"))
+            run = f" (run {record['run_id'][:8]})" if record.get("run_id") else ""
+            version = record.get("data_version") or ("no data version" if run else "never recorded")
+            rows.append((f"  {scene_id} {asset}", f"{version}{code}{run}"))
     rows += [
         ("base model", f"{lineage['base_model']['path']} ({lineage['base_model']['fingerprint'][:12]})"),
         ("recipe", f"{lineage['recipe']['path']} (hash {lineage['recipe']['hash'][:12]})"),

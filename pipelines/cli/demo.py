@@ -210,6 +210,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"   invalid: {name}: {'; '.join(problems)}")
     instance.add_dynamic_partitions("scenes", found.valid)
     print(f"   {len(found.valid)} scene partitions: {', '.join(found.valid)}")
+    observed = defs.resolve_job_def("observe_raw_scans").execute_in_process(instance=instance, run_config=CONSOLE_INFO)
+    print(f"   raw scans fingerprinted (the lineage's raw-scan versions): {'ok' if observed.success else 'FAILED'}")
 
     scene_job = defs.resolve_job_def("scene_job")
     for scene_id in found.valid:
