@@ -119,7 +119,7 @@ def build_evaluation_assets(experiments: Experiments) -> list[dg.AssetsDefinitio
         the paper's numbers."""
         started = time.perf_counter()
         experiment = experiments[context.partition_key]
-        scored = score_experiment(storage.layout, experiment.name)
+        scored = score_experiment(storage.layout, experiment.name, warn=context.log.warning)
         return dg.MaterializeResult(
             metadata={
                 "experiment": experiment.name,
@@ -127,6 +127,7 @@ def build_evaluation_assets(experiments: Experiments) -> list[dg.AssetsDefinitio
                 "scores": dg.MetadataValue.md(scored.comparison),
                 **{f"{task}/{HEADLINE[task]}": value for task, value in scored.headline.items()},
                 "all_scores": dg.MetadataValue.json(scored.scores),
+                "missing_predictions": dg.MetadataValue.json(scored.missing_predictions),
                 "path": dg.MetadataValue.path(str(storage.evaluation.run_scores(experiment.name))),
                 "seconds": round(time.perf_counter() - started, 2),
             },

@@ -91,6 +91,10 @@ def test_each_experiment_is_answered_and_scored_on_its_own_variant(storage_root)
         metadata
     )
     assert unmarked.asset_materializations_for_node("predictions")[0].metadata["eval_set"].value == "unmarked"
+    # `limit` answered LIMIT rows: the rest are counted before scoring, in the metadata and summary.json.
+    missing = metadata["missing_predictions"].value
+    summary = json.loads((evaluation / "scores" / "tiny_marked" / "summary.json").read_text())
+    assert missing and summary["missing_predictions"] == missing and all(count > 0 for count in missing.values())
 
     # A second materialisation resumes: nothing new is generated, the same answers come out.
     answers = evaluation / "predictions" / "tiny_marked" / "predictions.jsonl"

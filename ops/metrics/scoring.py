@@ -14,7 +14,8 @@ check: a checkpoint must beat the untrained base model's headline metric on at l
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from ops.metrics.captions import CaptionScorer
 from ops.metrics.eval_sets import load_eval_set
 from ops.metrics.predictions import read_predictions
 from ops.metrics.report import comparison_table, headline, missing_benchmarks
-from ops.metrics.suite import EvalSuite, score_suite
+from ops.metrics.suite import EvalSuite, check_complete, score_suite
 
 BEATS_BASE_MIN = 3  # of the five benchmarks' headline metrics
 
@@ -75,6 +76,7 @@ class ExperimentScores:
 
     run: AnsweredRun
     scores: RunScores
+    missing_predictions: dict[str, int] = field(default_factory=dict)  # eval rows without a prediction, per task
 
     @property
     def data_version(self) -> str:
@@ -100,24 +102,34 @@ class ExperimentScores:
         )
 
     def summary(self) -> dict[str, Any]:
-        """``summary.json``: the run record and the scores."""
-        return {**asdict(self.run), "scores": self.scores}
+        """``summary.json``: the run record, the scores and, when rows went unanswered, how many per task."""
+        missing = {"missing_predictions": self.missing_predictions} if self.missing_predictions else {}
+        return {**asdict(self.run), "scores": self.scores, **missing}
 
 
-def score_experiment(layout: StorageLayout, experiment: str, scorer: CaptionScorer | None = None) -> ExperimentScores:
-    """Score the experiment's complete prediction run on its eval set and write its benchmark files,
-    ``summary.json`` and ``scores.md``."""
+def score_experiment(
+    layout: StorageLayout,
+    experiment: str,
+    scorer: CaptionScorer | None = None,
+    warn: Callable[[str], None] = print,
+    require_complete: bool = False,
+) -> ExperimentScores:
+    """Score the experiment's prediction run on its eval set and write its benchmark files, ``summary.json`` and
+    ``scores.md``. Eval rows without a prediction are counted first (``check_complete``): said through ``warn`` and
+    recorded, or refused with ``require_complete``."""
     evaluation = layout.evaluation
     run = read_answered_run(evaluation.run_record(experiment))
     suite = load_eval_set(layout.dataset.eval_set(run.variant), layout.root)
+    predictions = read_predictions(run.predictions)
+    missing = check_complete(suite, predictions, run.predictions, warn, require_complete=require_complete)
     if scorer is None:
         with CaptionScorer() as own:
-            scores = score_suite(suite, read_predictions(run.predictions), own)
+            scores = score_suite(suite, predictions, own)
     else:
-        scores = score_suite(suite, read_predictions(run.predictions), scorer)
+        scores = score_suite(suite, predictions, scorer)
     for task, metrics in scores.items():
         write_json(evaluation.benchmark_scores(experiment, task), _benchmark_record(task, metrics, run, suite))
-    scored = ExperimentScores(run, scores)
+    scored = ExperimentScores(run, scores, dict(missing))
     write_json(evaluation.scores_summary(experiment), scored.summary())
     write_text(evaluation.scores_report(experiment), scored.report())
     return scored
@@ -130,7 +142,8 @@ def read_experiment_scores(layout: StorageLayout, experiment: str) -> Experiment
         return None
     summary = json.loads(path.read_text())
     scores = summary.pop("scores")
-    return ExperimentScores(AnsweredRun(**summary), scores)
+    missing = summary.pop("missing_predictions", {})
+    return ExperimentScores(AnsweredRun(**summary), scores, missing)
 
 
 def _benchmark_record(task: str, metrics: dict[str, float], run: AnsweredRun, suite: EvalSuite) -> dict[str, Any]:
