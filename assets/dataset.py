@@ -172,14 +172,7 @@ def training_shards(
 ) -> dg.MaterializeResult:
     """Parquet shards of the train samples of one variant (`dataset/shards/train_<variant>/`), with the
     `dataset_info.json` entry LLaMA-Factory trains on and a manifest whose hash is the data version."""
-    started = time.perf_counter()
-    variant = context.partition_key
-    manifests = build_training_shards(
-        storage.root_path, storage.dataset_dir, config.settings(), variants=[variant], log=context.log.info
-    )
-    metadata = _shards_metadata(storage, manifests, storage.dataset.train_shards)
-    metadata["seconds"] = round(time.perf_counter() - started, 2)
-    return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(manifests[variant].data_version))
+    return _shard_set(context, storage, build_training_shards, config.settings(), storage.dataset.train_shards)
 
 
 @dg.asset(deps=[task_samples], partitions_def=variant_partitions, kinds={"python", "parquet"}, group_name="dataset")
@@ -187,12 +180,21 @@ def eval_sets(context: dg.AssetExecutionContext, config: EvalSetsConfig, storage
     """Parquet shards of the val samples of one variant (`dataset/eval/val_<variant>/`): every row's `eval` JSON
     holds what scoring needs (GT/proposal boxes, eval types, question types, unique/multiple), plus the Scan2Cap
     corpus."""
+    return _shard_set(context, storage, build_eval_set, config.settings(), storage.dataset.eval_set)
+
+
+def _shard_set(
+    context: dg.AssetExecutionContext,
+    storage: StorageRoot,
+    build: Callable[..., dict[str, ShardManifest]],
+    settings: ShardSettings,
+    folder: Callable[[str], Path],
+) -> dg.MaterializeResult:
+    """Build the partition's variant with ``build`` (train shards or eval set); its manifest hash is the version."""
     started = time.perf_counter()
     variant = context.partition_key
-    manifests = build_eval_set(
-        storage.root_path, storage.dataset_dir, config.settings(), variants=[variant], log=context.log.info
-    )
-    metadata = _shards_metadata(storage, manifests, storage.dataset.eval_set)
+    manifests = build(storage.root_path, storage.dataset_dir, settings, variants=[variant], log=context.log.info)
+    metadata = _shards_metadata(storage, manifests, folder)
     metadata["seconds"] = round(time.perf_counter() - started, 2)
     return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(manifests[variant].data_version))
 
@@ -252,26 +254,39 @@ def shard_set_check(
     )
 
 
-@dg.asset_check(
-    asset=training_shards,
-    partitions_def=variant_partitions,
-    blocking=True,
-    description="Files match the manifest (sha256, rows, data "
-    "version) and every row has as many <image> placeholders as images.",
-)
-def training_shards_verified(context: dg.AssetCheckExecutionContext, storage: StorageRoot) -> dg.AssetCheckResult:
-    return shard_set_check(storage, context.partition_key, storage.dataset.train_shards)
+def _shard_set_check_definition(
+    asset: dg.AssetsDefinition,
+    description: str,
+    folder: Callable[[StorageRoot], Callable[[str], Path]],
+    extra: Callable[[Path], tuple[int, list[str]]] | None = None,
+) -> dg.AssetChecksDefinition:
+    """The blocking, per-variant `<asset>_verified` check of a shard-set asset (``shard_set_check``)."""
+
+    @dg.asset_check(
+        asset=asset,
+        name=f"{asset.key.path[-1]}_verified",
+        partitions_def=variant_partitions,
+        blocking=True,
+        description=description,
+    )
+    def verified(context: dg.AssetCheckExecutionContext, storage: StorageRoot) -> dg.AssetCheckResult:
+        return shard_set_check(storage, context.partition_key, folder(storage), extra)
+
+    return verified
 
 
-@dg.asset_check(
-    asset=eval_sets,
-    partitions_def=variant_partitions,
-    blocking=True,
-    description="Files match the manifest, placeholders match images, "
-    "every row carries its task's eval fields and Scan2Cap keys are in the corpus.",
+training_shards_verified = _shard_set_check_definition(
+    training_shards,
+    "Files match the manifest (sha256, rows, data version) and every row has as many <image> placeholders as images.",
+    lambda storage: storage.dataset.train_shards,
 )
-def eval_sets_verified(context: dg.AssetCheckExecutionContext, storage: StorageRoot) -> dg.AssetCheckResult:
-    return shard_set_check(storage, context.partition_key, storage.dataset.eval_set, eval_set_problems)
+eval_sets_verified = _shard_set_check_definition(
+    eval_sets,
+    "Files match the manifest, placeholders match images, every row carries its task's eval fields and Scan2Cap "
+    "keys are in the corpus.",
+    lambda storage: storage.dataset.eval_set,
+    eval_set_problems,
+)
 
 
 DATASET_ASSETS = [task_samples, training_shards, eval_sets]

@@ -23,20 +23,23 @@ from resources.ray import SceneRay
 from resources.storage import StorageRoot
 from resources.training import BaseModelSource, TrainingLauncher
 
-scene_job = dg.define_asset_job(
-    "scene_job",
-    selection=dg.AssetSelection.assets(scene_manifest),
-    partitions_def=scene_partitions,
-    description="Validate and summarise one scan (per scene partition).",
-    tags={"gpt4scene/run_kind": "scenes"},
-)
 
-visual_prompts_job = dg.define_asset_job(
+def _scene_job(name: str, asset: dg.AssetsDefinition, description: str) -> dg.UnresolvedAssetJobDefinition:
+    """A job over scene partitions, tagged so `dagster.yaml` bounds how many run at once."""
+    return dg.define_asset_job(
+        name,
+        selection=dg.AssetSelection.assets(asset),
+        partitions_def=scene_partitions,
+        description=description,
+        tags={"gpt4scene/run_kind": "scenes"},
+    )
+
+
+scene_job = _scene_job("scene_job", scene_manifest, "Validate and summarise one scan (per scene partition).")
+visual_prompts_job = _scene_job(
     "visual_prompts_job",
-    selection=dg.AssetSelection.assets(visual_prompts),
-    partitions_def=scene_partitions,
-    description="Point cloud, instances, BEV and marked frames; one run covers one scene or a range, over Ray.",
-    tags={"gpt4scene/run_kind": "scenes"},
+    visual_prompts,
+    "Point cloud, instances, BEV and marked frames; one run covers one scene or a range, over Ray.",
 )
 
 samples_job = dg.define_asset_job(
