@@ -32,6 +32,22 @@ from ops.model.training.reporting import Reporter
 from ops.model.vlm import IGNORE_INDEX, load_vlm
 
 FINAL_DIR = "final"
+# Recipe keys passed to transformers' TrainingArguments under the same name.
+_TRAINING_ARGUMENTS = (
+    "per_device_train_batch_size",
+    "learning_rate",
+    "num_train_epochs",
+    "max_steps",
+    "lr_scheduler_type",
+    "weight_decay",
+    "max_grad_norm",
+    "gradient_checkpointing",
+    "logging_steps",
+    "save_steps",
+    "save_total_limit",
+    "seed",
+    "dataloader_num_workers",
+)
 SUMMARY_FILE = "train_summary.json"
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
 # Files of the base model copied beside full fine-tuned weights, so the checkpoint loads on its own.
@@ -196,27 +212,15 @@ def train(request: TrainRequest, reporter: Reporter) -> dict[str, Any]:
     accumulation = recipe.gradient_accumulation(world_size)
     global_batch = recipe.per_device_train_batch_size * accumulation * world_size
     args = TrainingArguments(
+        **{name: getattr(recipe, name) for name in _TRAINING_ARGUMENTS},
         output_dir=str(request.run_dir),
-        per_device_train_batch_size=recipe.per_device_train_batch_size,
         gradient_accumulation_steps=accumulation,
-        learning_rate=recipe.learning_rate,
-        num_train_epochs=recipe.num_train_epochs,
-        max_steps=recipe.max_steps,
-        lr_scheduler_type=recipe.lr_scheduler_type,
         warmup_steps=recipe.warmup_ratio,  # a float in [0, 1) is a ratio of the total steps
-        weight_decay=recipe.weight_decay,
-        max_grad_norm=recipe.max_grad_norm,
         bf16=bf16,
         use_cpu=not on_gpu,
-        gradient_checkpointing=recipe.gradient_checkpointing,
         gradient_checkpointing_kwargs={"use_reentrant": False},
         deepspeed=str(loaded.deepspeed_path) if loaded.deepspeed_path else None,
-        logging_steps=recipe.logging_steps,
         logging_first_step=True,
-        save_steps=recipe.save_steps,
-        save_total_limit=recipe.save_total_limit,
-        seed=recipe.seed,
-        dataloader_num_workers=recipe.dataloader_num_workers,
         train_sampling_strategy="sequential",  # the shards are already in a seeded random order
         include_num_input_tokens_seen="non_padding",
         remove_unused_columns=False,
