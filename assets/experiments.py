@@ -13,7 +13,7 @@ from collections.abc import Mapping
 import dagster as dg
 
 from ops.dataset.samples import VARIANTS
-from ops.model.experiments import Experiment, load_experiments
+from ops.model.experiments import Experiment, load_experiment, load_experiments
 from resources.training import PROJECT_DIR
 
 EXPERIMENTS_DIR = PROJECT_DIR / "recipes" / "experiments"
@@ -38,3 +38,25 @@ def variant_mapping(experiments: Experiments, trained_only: bool) -> dg.StaticPa
         if experiment.trains or not trained_only:
             by_variant.setdefault(experiment.data_variant, []).append(name)
     return dg.StaticPartitionMapping(by_variant)
+
+
+def build_recipe_asset(experiments: Experiments) -> dg.SourceAsset:
+    """`experiment_recipe`: each experiment's file, observed. Its data version is the experiment's hash (recipe,
+    DeepSpeed config and experiment keys), so editing a recipe and observing it makes only that experiment's
+    checkpoint stale. Dagster allows one code version per asset, not per partition, hence a source asset."""
+
+    @dg.observable_source_asset(
+        name="experiment_recipe",
+        partitions_def=experiment_partitions(experiments),
+        group_name="training",
+        description="The experiment files (recipes/experiments/), observed: data version = experiment hash.",
+    )
+    def experiment_recipe(context: dg.OpExecutionContext) -> dg.DataVersionsByPartition:
+        versions = {name: load_experiment(experiment.path).hash for name, experiment in experiments.items()}
+        context.log.info(f"observed {len(versions)} experiment files")
+        return dg.DataVersionsByPartition(versions)
+
+    return experiment_recipe
+
+
+experiment_recipe = build_recipe_asset(default_experiments())

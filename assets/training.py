@@ -37,6 +37,7 @@ from resources.storage import StorageRoot
 from resources.training import PROJECT_DIR, BaseModelSource, TrainingLauncher, TrainingRun
 
 SHARDS_KEY = dg.AssetKey("training_shards")
+RECIPE_KEY = dg.AssetKey("experiment_recipe")
 # Per-scene assets whose data and code versions a checkpoint's lineage records for each train scene.
 SCENE_LINEAGE_ASSETS = ("raw_scan", "scene_manifest", "point_cloud", "instance_masks", "bev_image", "marked_frames")
 CHECKPOINT_CHECKS = ("checkpoint_loads", "loss_decreased")
@@ -162,6 +163,7 @@ def build_checkpoint_asset(experiments: Experiments) -> dg.AssetsDefinition:
         partitions_def=experiment_partitions(experiments),
         deps=[
             dg.AssetDep(SHARDS_KEY, partition_mapping=variant_mapping(experiments, trained_only=True)),
+            dg.AssetDep(RECIPE_KEY),
             base_model,
         ],
         pool="gpu_train",

@@ -6,6 +6,7 @@ import dagster as dg
 
 from assets.dataset import DATASET_ASSETS, DATASET_CHECKS
 from assets.evaluation import EVALUATION_ASSETS
+from assets.experiments import experiment_recipe
 from assets.leaderboard import leaderboard
 from assets.partitions import scene_partitions
 from assets.raw_scans import raw_scan
@@ -74,6 +75,12 @@ evaluation_job = dg.define_asset_job(
     "(per experiment partition).",
 )
 
+observe_experiment_recipes_job = dg.define_asset_job(
+    "observe_experiment_recipes",
+    selection=dg.AssetSelection.assets(experiment_recipe.key),
+    description="Observe every experiment file: an edited recipe makes only its experiment's checkpoint stale.",
+)
+
 leaderboard_job = dg.define_asset_job(
     "leaderboard_job",
     selection=dg.AssetSelection.assets(leaderboard),
@@ -84,6 +91,7 @@ defs = dg.Definitions(
     assets=[
         synthetic_scenes,
         raw_scan,
+        experiment_recipe,
         *with_rebuild_conditions([scene_manifest, visual_prompts], DATASET_ASSETS),
         base_model,
         checkpoint,
@@ -101,6 +109,7 @@ defs = dg.Definitions(
         evaluation_job,
         leaderboard_job,
         observe_raw_scans_job,
+        observe_experiment_recipes_job,
     ],
     schedules=[dataset_rebuild_schedule],
     sensors=[scene_discovery_sensor, rebuild_sensor],

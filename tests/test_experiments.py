@@ -159,3 +159,49 @@ def test_definitions_partition_training_and_evaluation_by_experiment():
     assert dg.AssetKey("eval_scores") in graph.get(dg.AssetKey("leaderboard")).parent_keys
     args = build_parser().parse_args(["lineage", "scene", "scene0000_00", "--json"])
     assert (args.func, args.kind, args.name, args.json) == (cmd_lineage, "scene", "scene0000_00", True)
+
+
+def test_an_edited_recipe_makes_only_its_experiments_checkpoint_stale(tmp_path, tiny_model_dir):
+    """Observing `experiment_recipe` records each experiment's hash; after one file changes, Dagster marks that
+    experiment's checkpoint stale (cause: experiment_recipe) and leaves the other fresh. Base experiments: no
+    training needed."""
+    from dagster._core.definitions.data_version import StaleStatus
+    from dagster._utils.test.data_versions import get_stale_status_resolver
+
+    from assets.experiments import build_recipe_asset
+    from assets.training import base_model, build_checkpoint_asset
+    from resources.storage import StorageRoot
+    from resources.training import BaseModelSource, TrainingLauncher
+
+    folder = tmp_path / "experiments"
+    folder.mkdir()
+    for name in ("base", "base_copy"):
+        (folder / f"{name}.yaml").write_text((EXPERIMENTS / "base.yaml").read_text())
+    experiments = load_experiments(folder)
+    recipe, checkpoint = build_recipe_asset(experiments), build_checkpoint_asset(experiments)
+    graph = [recipe, base_model, checkpoint]
+    instance = dg.DagsterInstance.ephemeral()
+    resources = {
+        "storage": StorageRoot(root=str(tmp_path / "root")),
+        "base_model_source": BaseModelSource(model_dir=str(tiny_model_dir)),
+        "training_launcher": TrainingLauncher(),  # never launched: base experiments do not train
+    }
+    assert dg.materialize([base_model], instance=instance, resources=resources).success
+    observe = dg.Definitions(
+        assets=[recipe], jobs=[dg.define_asset_job("observe", selection=[recipe.key])]
+    ).resolve_job_def("observe")
+    assert observe.execute_in_process(instance=instance).success
+    for name in experiments:
+        run = dg.materialize(graph, selection=[checkpoint], partition_key=name, instance=instance, resources=resources)
+        assert run.success
+    resolver = get_stale_status_resolver(instance, graph)
+    assert {resolver.get_status(checkpoint.key, name) for name in experiments} == {StaleStatus.FRESH}
+
+    edited = folder / "base_copy.yaml"
+    edited.write_text(edited.read_text().replace("num_frames: 8", "num_frames: 32"))
+    assert observe.execute_in_process(instance=instance).success
+    resolver = get_stale_status_resolver(instance, graph)
+    assert resolver.get_status(checkpoint.key, "base_copy") == StaleStatus.STALE
+    causes = resolver.get_stale_causes(checkpoint.key, "base_copy")
+    assert any(c.dependency and c.dependency.asset_key == dg.AssetKey("experiment_recipe") for c in causes), causes
+    assert resolver.get_status(checkpoint.key, "base") == StaleStatus.FRESH
