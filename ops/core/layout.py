@@ -4,6 +4,7 @@ Nothing else in the project joins folder or file names under the root: the ops, 
 classes. The tree (docs/ARCHITECTURE.md, Data contracts):
 
     <root>/scenes/<scene_id>/            SceneLayout: pointcloud/ instances/ bev/ frames/
+    <root>/captures/<name>/              SceneLayout of a capture (+ pointcloud/alignment.json)
     <root>/dataset/                      DatasetLayout: samples/ shards/train_<variant>/ eval/val_<variant>/ sharegpt/
     <root>/models/                       ModelsLayout: base/ checkpoints/<experiment>/<version>/ runs/<run>/
     <root>/evaluation/                   EvaluationLayout: predictions/<experiment>/ scores/<experiment>/ leaderboard.*
@@ -45,6 +46,11 @@ class SceneLayout:
     def color(self) -> Path:
         """uint8 [P,3] RGB."""
         return self.pointcloud / "color.npy"
+
+    @property
+    def alignment(self) -> Path:
+        """Captures only: ``pointcloud/alignment.json``, the estimated floor alignment (``ops.capture.alignment``)."""
+        return self.pointcloud / "alignment.json"
 
     @property
     def instances(self) -> Path:
@@ -246,6 +252,14 @@ class StorageLayout:
     @property
     def scenes_dir(self) -> Path:
         return self.root / "scenes"
+
+    def capture(self, name: str) -> SceneLayout:
+        """Artifacts of one capture, ``<root>/captures/<name>/`` (the scenes' folders); ``name`` already validated."""
+        return SceneLayout(self.captures_dir / name)
+
+    @property
+    def captures_dir(self) -> Path:
+        return self.root / "captures"
 
     @property
     def dataset(self) -> DatasetLayout:

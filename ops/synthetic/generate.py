@@ -64,7 +64,7 @@ def _check_size(name: str, size: tuple[int, int]) -> tuple[int, int]:
     return width, height
 
 
-def _objects_truth(room: Room, mesh_groups: np.ndarray, vertices: np.ndarray, ids: np.ndarray) -> list[ObjectTruth]:
+def objects_truth(room: Room, mesh_groups: np.ndarray, vertices: np.ndarray, ids: np.ndarray) -> list[ObjectTruth]:
     """Per-group truth, ``ids[g]`` being the object id of mesh group ``g``."""
     objects: list[ObjectTruth] = []
     n_furniture = len(room.objects)
@@ -200,7 +200,7 @@ def generate_scene(
         layout=layout,
         room_size=(room.width, room.depth, room.height),
         axis_alignment=axis_alignment,
-        objects=_objects_truth(room, mesh.vertex_group, mesh.vertices, group_ids),
+        objects=objects_truth(room, mesh.vertex_group, mesh.vertices, group_ids),
         poses=poses,
         valid=valid,
         color_size=(color_w, color_h),
