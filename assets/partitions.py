@@ -7,6 +7,7 @@ not import pipelines/ (pipelines → assets → ops).
 import dagster as dg
 
 scene_partitions = dg.DynamicPartitionsDefinition(name="scenes")
+capture_partitions = dg.DynamicPartitionsDefinition(name="captures")  # posed RGB-D videos without annotation
 
 
 def partition_range_tags(first: str, last: str) -> dict[str, str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from assets.captures import capture_prompts
 from assets.dataset import DATASET_ASSETS, DATASET_CHECKS
 from assets.evaluation import EVALUATION_ASSETS
 from assets.experiments import experiment_recipe
@@ -13,6 +14,7 @@ from assets.raw_scans import raw_scan
 from assets.raw_scenes import scene_manifest, synthetic_scenes
 from assets.training import base_model, checkpoint
 from assets.visual_prompts import visual_prompts
+from pipelines.captures import capture_discovery_sensor, capture_job
 from pipelines.schedules import (
     dataset_rebuild_schedule,
     observe_raw_scans_job,
@@ -97,6 +99,7 @@ defs = dg.Definitions(
         checkpoint,
         *EVALUATION_ASSETS,
         leaderboard,
+        capture_prompts,
     ],
     asset_checks=DATASET_CHECKS,
     jobs=[
@@ -110,9 +113,10 @@ defs = dg.Definitions(
         leaderboard_job,
         observe_raw_scans_job,
         observe_experiment_recipes_job,
+        capture_job,
     ],
     schedules=[dataset_rebuild_schedule],
-    sensors=[scene_discovery_sensor, rebuild_sensor],
+    sensors=[scene_discovery_sensor, rebuild_sensor, capture_discovery_sensor],
     resources={
         "storage": StorageRoot(
             root=dg.EnvVar("GPT4SCENE_ROOT"),

@@ -43,6 +43,18 @@ class StorageRoot(dg.ConfigurableResource):
         return self.scans_dir / validate_scene_id(scene_id)
 
     @property
+    def captures_dir(self) -> Path:
+        """``<raw_root>/captures``: capture folders (posed RGB-D video without annotation, ``ops.capture``)."""
+        return self.raw_path / "captures"
+
+    def raw_capture_dir(self, name: str) -> Path:
+        return self.captures_dir / validate_scene_id(name)
+
+    def capture(self, name: str) -> SceneLayout:
+        """Artifacts of one capture, ``<root>/captures/<name>/``; the name is validated like a scene ID."""
+        return self.layout.capture(validate_scene_id(name))
+
+    @property
     def layout(self) -> StorageLayout:
         """Every path under the artifact root (``ops.core.layout``)."""
         return StorageLayout(self.root_path)

@@ -169,3 +169,37 @@ def test_bad_capture_folders_are_refused(tmp_path):
     (hostile / "transforms.json").write_text(json.dumps({**camera, "k1": 0.1, "frames": [frame]}))
     with pytest.raises(SceneInputError, match="undistort"):
         open_capture(hostile)
+
+
+def test_sensor_registers_captures_and_the_assets_build_them_over_ray(tmp_path_factory):
+    import dagster as dg
+
+    from assets.captures import capture_key, capture_prompts
+    from assets.partitions import capture_partitions, partition_range_tags
+    from pipelines.captures import capture_discovery_sensor
+    from resources.ray import SceneRay
+    from resources.storage import StorageRoot
+
+    tmp_path = tmp_path_factory.mktemp("cr")  # short: Ray's socket paths are limited to 107 bytes
+    storage = StorageRoot(root=str(tmp_path))
+    generate_capture(storage.captures_dir, "kitchen_walk", SEED, layout="nerfstudio", n_frames=24)
+    (storage.captures_dir / "not a name").mkdir()
+    instance = dg.DagsterInstance.ephemeral()
+    result = capture_discovery_sensor(dg.build_sensor_context(instance=instance, resources={"storage": storage}))
+    assert [request.partition_key for request in result.run_requests] == ["kitchen_walk"]
+    assert result.dynamic_partitions_requests[0].partition_keys == ["kitchen_walk"]
+    instance.add_dynamic_partitions(capture_partitions.name, ["kitchen_walk"])
+    job = dg.Definitions(
+        assets=[capture_prompts],
+        resources={"storage": storage, "ray_cluster": SceneRay(temp_dir=str(tmp_path / "ray"))},
+    ).resolve_implicit_global_asset_job_def()
+    config = {"fusion_voxel_size": 0.04, "fusion_stride": 3, "n_frames": 8, "image_resolution": 256}
+    run = job.execute_in_process(
+        instance=instance,
+        run_config={"ops": {"capture_prompts": {"config": config}}},
+        tags=partition_range_tags("kitchen_walk", "kitchen_walk"),
+    )
+    assert run.success
+    bev = instance.get_latest_materialization_event(capture_key("bev_image")).asset_materialization
+    assert bev.partition == "kitchen_walk" and "preview" in bev.metadata
+    assert storage.capture("kitchen_walk").bev_image.is_file() and storage.capture("kitchen_walk").alignment.is_file()
