@@ -2,39 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from pathlib import Path
-
 import dagster as dg
 
 from assets.partitions import scene_partitions
-from ops.scannet.scene import check_scene_dir
+from ops.scannet.scene import discover_scenes
 from pipelines.schedules import observe_raw_scans_job
 from resources.storage import StorageRoot
-
-
-@dataclass
-class Discovery:
-    """Valid scene ids (sorted) and invalid folders with their reasons."""
-
-    valid: list[str] = field(default_factory=list)
-    invalid: dict[str, list[str]] = field(default_factory=dict)
-
-
-def discover_scenes(scans_dir: Path) -> Discovery:
-    """Validate every folder under ``scans_dir``; hidden and temporary folders are ignored."""
-    found = Discovery()
-    if not scans_dir.is_dir():
-        return found
-    for entry in sorted(scans_dir.iterdir()):
-        if entry.name.startswith(".") or not entry.is_dir():
-            continue
-        problems = check_scene_dir(entry)
-        if problems:
-            found.invalid[entry.name] = problems
-        else:
-            found.valid.append(entry.name)
-    return found
 
 
 @dg.sensor(minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING, job=observe_raw_scans_job)

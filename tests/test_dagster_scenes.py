@@ -11,8 +11,9 @@ import pytest
 from assets.partitions import scene_partitions
 from assets.raw_scenes import scene_manifest, synthetic_scenes
 from ops.core.errors import SceneInputError
+from ops.scannet.scene import discover_scenes
 from pipelines.definitions import defs
-from pipelines.sensors import discover_scenes, scene_discovery_sensor
+from pipelines.sensors import scene_discovery_sensor
 from resources.storage import StorageRoot
 
 TINY = {

@@ -271,7 +271,7 @@ def test_opening_a_scene_reads_only_its_metadata(sens_scene, exported_scene):
     with open_scene(exported_scene) as scene:
         assert scene.source == "exported" and scene.num_frames == NUM_FRAMES
         np.testing.assert_array_equal(scene.valid_frame_mask(), VALID)  # poses need no image
-        with pytest.raises(SceneInputError, match="colour image missing") as error:
+        with pytest.raises(SceneInputError, match="cannot read colour image: missing") as error:
             scene.read_frames([0])
         assert_names(error, exported_scene / "color" / "0.jpg")
 

@@ -235,6 +235,6 @@ def test_frame_index_out_of_range(tmp_path, index):
 
 def test_missing_file_names_scene_and_file(tmp_path):
     path = tmp_path / f"{SCENE_ID}.sens"
-    with pytest.raises(SceneInputError, match="cannot open") as error:
+    with pytest.raises(SceneInputError, match="cannot read .sens file: missing") as error:
         SensReader(path, SCENE_ID)
     assert_names_scene_and_file(error, path)

@@ -324,7 +324,8 @@ def check_markers_complete(
 ) -> dict[str, Any]:
     """Passes when every object that is visible in a saved frame (recomputed from the saved point cloud,
     instances and frame list, with the source frames' depth) has a marker there, and no marker names an
-    invisible object. ``source_frames`` are the frames as read from the scan, in any order."""
+    invisible object, and at least one frame shows a marker (a scene whose frames show none is useless as
+    training data). ``source_frames`` are the frames as read from the scan, in any order."""
     layout = SceneLayout(Path(scene_dir))
     objects = ObjectPoints(np.load(layout.coord, allow_pickle=False), np.load(layout.instance, allow_pickle=False))
     entries = json.loads(layout.frames_meta.read_text())["frames"]
@@ -346,7 +347,10 @@ def check_markers_complete(
         drawn = {int(key) for key in entry["markers"]}
         missing += [f"{entry['file']}:{key}" for key in sorted(set(expected) - drawn)]
         extra += [f"{entry['file']}:{key}" for key in sorted(drawn - set(expected))]
-    return {"passed": not missing and not extra, "missing": missing[:20], "unexpected": extra[:20]}
+    outcome = {"passed": not missing and not extra, "missing": missing[:20], "unexpected": extra[:20]}
+    if not any(entry["markers"] for entry in entries):  # e.g. poses or intrinsics that project nothing into view
+        outcome.update(passed=False, reason="no sampled frame shows any object marker")
+    return outcome
 
 
 # -- images ---------------------------------------------------------------------------------------------------

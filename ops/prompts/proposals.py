@@ -33,6 +33,7 @@ from typing import Any, NoReturn
 import numpy as np
 
 from ops.core.errors import SceneInputError
+from ops.core.textfile import read_utf8_text, regular_file
 from ops.prompts.instances import MAX_PROPOSALS, Instances, box_from_points, checked_cloud, point_ids
 
 
@@ -115,7 +116,11 @@ def _read_proposals(path: Path, num_vertices: int, max_proposals: int, fail: Cal
                 scores = data["scores"] if "scores" in data.files else None
     elif suffix == ".txt":
         masks, labels, scores = [], [], []
-        for line in path.read_text().splitlines()[:max_proposals]:
+        try:
+            text = read_utf8_text(path, None, "proposal file")
+        except SceneInputError as exc:  # named again with the scene
+            fail(exc.reason)
+        for line in text.splitlines()[:max_proposals]:
             fields = line.split()
             if len(fields) != 3:
                 fail(f"expected '<mask file> <label id> <score>' per line, got {line!r}")
@@ -130,7 +135,10 @@ def _read_proposals(path: Path, num_vertices: int, max_proposals: int, fail: Cal
                 fail(f"mask file {mask_path} must hold {num_vertices} lines of 0 or 1 (one per point)")
             masks.append(np.flatnonzero(values))
             labels.append(fields[1])
-            scores.append(float(fields[2]))
+            try:
+                scores.append(float(fields[2]))
+            except ValueError:
+                fail(f"score {fields[2]!r} is not a number (line {line!r})")
     else:
         fail(f"unsupported proposal file type {suffix!r} (use .pt, .pth, .npz, .npy or .txt)")
     k = len(masks)
@@ -163,8 +171,9 @@ def instances_from_proposals(
     def fail(reason: str) -> NoReturn:
         raise SceneInputError(scene_id, path, reason)
 
-    if not path.is_file():
+    if not path.exists():
         fail("proposal file not found")
+    regular_file(path, scene_id, "proposal file")
     masks, labels, scores = _read_proposals(path, len(vertices), max_proposals, fail)
     k = len(masks)
     boxes = np.zeros((k, 6), dtype=np.float32)

@@ -15,6 +15,9 @@ import numpy as np
 from ops.core.errors import SceneInputError
 from ops.core.textfile import read_utf8_text
 
+MAX_OBJECT_ID = 2**31 - 1  # objectIds are stored as int32 per vertex
+MAX_SEGMENT_ID = 2**63 - 1  # segIndices are int64
+
 
 @dataclass(frozen=True)
 class SegGroup:
@@ -57,6 +60,8 @@ def _read_json(path: Path, scene_id: str | None, what: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise SceneInputError(scene_id, path, f"malformed {what} JSON: {exc.msg} at line {exc.lineno}") from exc
+    except RecursionError as exc:
+        raise SceneInputError(scene_id, path, f"malformed {what} JSON: nested too deeply") from exc
 
 
 def _is_int(value: Any) -> bool:
@@ -91,12 +96,13 @@ def read_aggregation(path: str | Path, scene_id: str | None = None) -> list[SegG
         segments = group.get("segments") if isinstance(group, dict) else None
         if not (
             _is_int(object_id)
-            and object_id >= 0
+            and 0 <= object_id <= MAX_OBJECT_ID
             and isinstance(label, str)
             and isinstance(segments, list)
-            and all(_is_int(s) for s in segments)
+            and all(_is_int(s) and 0 <= s <= MAX_SEGMENT_ID for s in segments)
         ):
-            raise SceneInputError(scene_id, path, f"segGroups[{row}] needs an objectId >= 0, a label and segments")
+            ranges = f"an objectId in 0..{MAX_OBJECT_ID}, a label and segments in 0..{MAX_SEGMENT_ID}"
+            raise SceneInputError(scene_id, path, f"segGroups[{row}] needs {ranges}")
         out.append(SegGroup(object_id, label, tuple(segments)))
     ids = sorted(group.object_id for group in out)
     duplicates = sorted({i for i, j in zip(ids, ids[1:]) if i == j})

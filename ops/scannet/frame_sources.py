@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image
 
 from ops.core.errors import SceneInputError
+from ops.core.textfile import regular_file
 from ops.scannet.sens import SensReader
 
 EXPORTED_DEPTH_SHIFT = 1000.0  # SensReader's export writes depth PNGs in millimetres
@@ -22,6 +23,7 @@ EXPORTED_DEPTH_SHIFT = 1000.0  # SensReader's export writes depth PNGs in millim
 
 def _read_matrix_txt(path: Path, scene_id: str, shape: tuple[int, int]) -> np.ndarray:
     """A whitespace-separated numeric matrix (``inf``/``nan`` allowed) of exactly ``shape``."""
+    regular_file(path, scene_id, "matrix file")
     try:
         values = np.loadtxt(path, dtype=np.float64, ndmin=2)
     except OSError as exc:
@@ -31,6 +33,17 @@ def _read_matrix_txt(path: Path, scene_id: str, shape: tuple[int, int]) -> np.nd
     if values.shape != shape:
         raise SceneInputError(scene_id, path, f"expected a {shape[0]}x{shape[1]} matrix, got {values.shape}")
     return values
+
+
+def checked_intrinsics(matrix: np.ndarray, scene_id: str, path: Path, what: str) -> np.ndarray:
+    """``matrix`` (3x3 pinhole intrinsics, pixels) if it can project: finite, positive focal lengths, ``K[2,2]``
+    non-zero; else ``SceneInputError`` naming ``path`` (NaN or zero intrinsics would leave every frame unmarked)."""
+    if not np.isfinite(matrix).all():
+        raise SceneInputError(scene_id, path, f"{what} intrinsics are not finite: {matrix.tolist()}")
+    if matrix[0, 0] <= 0 or matrix[1, 1] <= 0 or matrix[2, 2] == 0:
+        focal = f"focal lengths {matrix[0, 0]}, {matrix[1, 1]}; K[2,2] {matrix[2, 2]}"
+        raise SceneInputError(scene_id, path, f"{what} intrinsics are singular ({focal})")
+    return matrix
 
 
 class SensFrames:
@@ -51,13 +64,15 @@ class SensFrames:
     def frame_file(self, index: int) -> Path:
         return self.path
 
-    @property
+    @cached_property
     def color_intrinsics(self) -> np.ndarray:
-        return self.reader.header.intrinsic_color[:3, :3].astype(np.float64)
+        matrix = self.reader.header.intrinsic_color[:3, :3].astype(np.float64)
+        return checked_intrinsics(matrix, self.scene_id, self.path, "colour")
 
-    @property
+    @cached_property
     def depth_intrinsics(self) -> np.ndarray:
-        return self.reader.header.intrinsic_depth[:3, :3].astype(np.float64)
+        matrix = self.reader.header.intrinsic_depth[:3, :3].astype(np.float64)
+        return checked_intrinsics(matrix, self.scene_id, self.path, "depth")
 
     @property
     def depth_shift(self) -> float:
@@ -99,7 +114,11 @@ class ExportedFrames:
     @cached_property
     def stems(self) -> list[str]:
         pose_dir = self.dir / "pose"
-        stems = [name[:-4] for name in os.listdir(pose_dir) if name.endswith(".txt")]
+        try:
+            names = os.listdir(pose_dir)
+        except OSError as exc:
+            raise SceneInputError(self.scene_id, pose_dir, f"cannot list the poses: {exc.strerror or exc}") from exc
+        stems = [name[:-4] for name in names if name.endswith(".txt")]
         stems = sorted((stem for stem in stems if stem.isascii() and stem.isdigit()), key=int)
         if not stems:
             raise SceneInputError(self.scene_id, pose_dir, "no pose/<i>.txt files")
@@ -114,18 +133,21 @@ class ExportedFrames:
 
     @cached_property
     def depth_intrinsics(self) -> np.ndarray:
-        return _read_matrix_txt(self.dir / "intrinsic" / "intrinsic_depth.txt", self.scene_id, (4, 4))[:3, :3]
+        path = self.dir / "intrinsic" / "intrinsic_depth.txt"
+        return checked_intrinsics(_read_matrix_txt(path, self.scene_id, (4, 4))[:3, :3], self.scene_id, path, "depth")
 
     @cached_property
     def color_intrinsics(self) -> np.ndarray:
         path = self.dir / "intrinsic" / "intrinsic_color.txt"
         if path.is_file():
-            return _read_matrix_txt(path, self.scene_id, (4, 4))[:3, :3]
+            matrix = _read_matrix_txt(path, self.scene_id, (4, 4))[:3, :3]
+            return checked_intrinsics(matrix, self.scene_id, path, "colour")
         if self.color_size != self.depth_size:
             raise SceneInputError(self.scene_id, path, "missing, and the colour images are not at the depth size")
         return self.depth_intrinsics
 
     def _image_size(self, path: Path) -> tuple[int, int]:
+        regular_file(path, self.scene_id, "image")
         try:
             with Image.open(path) as image:  # reads the header only
                 return image.size
@@ -143,6 +165,7 @@ class ExportedFrames:
     def decode(self, index: int, colour: bool = True) -> tuple[np.ndarray | None, np.ndarray]:
         depth_path = self.dir / "depth" / f"{self.stems[index]}.png"
         rgb = self._decode_colour(index) if colour else None
+        regular_file(depth_path, self.scene_id, "depth image")  # imread would block on a FIFO
         depth = cv2.imread(str(depth_path), cv2.IMREAD_UNCHANGED)
         if depth is None or depth.dtype != np.uint16 or depth.ndim != 2:
             raise SceneInputError(self.scene_id, depth_path, "depth image missing or not 16-bit single-channel")
@@ -152,6 +175,7 @@ class ExportedFrames:
 
     def _decode_colour(self, index: int) -> np.ndarray:
         color_path = self.dir / "color" / f"{self.stems[index]}.jpg"
+        regular_file(color_path, self.scene_id, "colour image")
         rgb = cv2.imread(str(color_path), cv2.IMREAD_COLOR_RGB)
         if rgb is None:
             raise SceneInputError(self.scene_id, color_path, "colour image missing or does not decode")

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ops.core.errors import SceneInputError
+from ops.core.textfile import read_regular_bytes
 
 _PLY_TYPES = {
     "char": "i1",
@@ -37,6 +38,7 @@ _PLY_TYPES = {
 }
 _PLY_END_HEADER = b"end_header\n"
 _MAX_PLY_HEADER = 64 * 1024
+MAX_PLY_BYTES = 8 << 30  # 8 GiB: ScanNet's largest _vh_clean_2.ply is ~60 MB
 _FACE_LIST_NAMES = ("vertex_indices", "vertex_index")
 
 
@@ -63,10 +65,7 @@ def read_mesh_ply(path: str | Path, scene_id: str | None = None) -> Mesh:
     def fail(reason: str) -> SceneInputError:
         return SceneInputError(scene_id, path, reason)
 
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise fail(f"cannot read mesh: {exc.strerror or exc}") from exc
+    data = read_regular_bytes(path, scene_id, "mesh", MAX_PLY_BYTES)
     if not data:
         raise fail("mesh file is empty")
     header_end = data.find(_PLY_END_HEADER, 0, _MAX_PLY_HEADER)

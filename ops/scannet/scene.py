@@ -13,8 +13,10 @@ are asked for, the mesh when ``mesh()``/``objects()``/``summary()`` need it, and
 
 from __future__ import annotations
 
+import errno
+import os
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -37,6 +39,7 @@ from ops.scannet.ply import Mesh, read_mesh_ply
 from ops.scannet.scene_id import SCENE_ID_PATTERN, validate_scene_id
 
 MAX_INVALID_LISTED = 50
+RIGID_DET_TOLERANCE = 0.01  # |det(R) - 1| of a valid pose; ScanNet's float32 rotations are within 1e-6
 
 
 @dataclass
@@ -148,7 +151,11 @@ class ScanNetScene:
 
     @cached_property
     def _valid(self) -> np.ndarray:
-        return np.isfinite(self._frames.raw_poses).all(axis=(1, 2))
+        poses = self._frames.raw_poses
+        finite = np.isfinite(poses).all(axis=(1, 2))
+        rigid = np.zeros_like(finite)
+        rigid[finite] = np.abs(np.linalg.det(poses[finite, :3, :3]) - 1.0) < RIGID_DET_TOLERANCE
+        return finite & rigid
 
     @cached_property
     def _aligned_poses(self) -> np.ndarray:
@@ -157,7 +164,8 @@ class ScanNetScene:
         return aligned
 
     def valid_frame_mask(self) -> np.ndarray:
-        """bool [N]: frames whose stored pose is entirely finite."""
+        """bool [N]: frames whose stored pose is entirely finite and rigid (rotation determinant 1, so an all-zero or
+        otherwise singular pose is invalid like ScanNet's ``-inf`` marker)."""
         return self._valid.copy()
 
     def poses(self) -> np.ndarray:
@@ -189,7 +197,11 @@ class ScanNetScene:
     def _mesh(self) -> Mesh:
         raw = read_mesh_ply(self.files.mesh, self.scene_id)
         a = self.axis_alignment
-        aligned = (raw.vertices.astype(np.float64) @ a[:3, :3].T + a[:3, 3]).astype(np.float32)
+        with np.errstate(over="ignore", invalid="ignore"):
+            aligned = (raw.vertices.astype(np.float64) @ a[:3, :3].T + a[:3, 3]).astype(np.float32)
+        if not np.isfinite(aligned).all():
+            where = f"{self.files.mesh.name} aligned by axisAlignment of {self.files.meta.name}"
+            raise SceneInputError(self.scene_id, self.files.mesh, f"non-finite vertices ({where})")
         return Mesh(aligned, raw.colors, raw.faces)
 
     def mesh(self) -> Mesh:
@@ -288,17 +300,75 @@ def open_scene(scene_dir: str | Path, label_map: str | Path | None = None) -> Sc
     return ScanNetScene(scene_dir, label_map)
 
 
+@dataclass
+class Discovery:
+    """Valid scene ids (sorted) and invalid folders with their reasons."""
+
+    valid: list[str] = field(default_factory=list)
+    invalid: dict[str, list[str]] = field(default_factory=dict)
+
+
+def discover_scenes(scans_dir: Path) -> Discovery:
+    """Validate every folder under ``scans_dir`` (hidden entries and plain files are ignored). A dangling or looping
+    symlink, or a folder that cannot be read, is reported as invalid with the reason, never skipped silently."""
+    found = Discovery()
+    try:
+        entries = sorted(os.scandir(scans_dir), key=lambda entry: entry.name)
+    except FileNotFoundError:
+        return found
+    except OSError as exc:
+        found.invalid[str(scans_dir)] = [f"{scans_dir}: cannot list the scans folder: {exc.strerror or exc}"]
+        return found
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue
+        if entry.is_symlink():
+            broken = _broken_link(Path(entry.path))
+            if broken:
+                found.invalid[entry.name] = [broken]
+                continue
+        if not entry.is_dir():
+            continue
+        problems = check_scene_dir(entry.path)
+        if problems:
+            found.invalid[entry.name] = problems
+        else:
+            found.valid.append(entry.name)
+    return found
+
+
+def _broken_link(path: Path) -> str | None:
+    """Why the symlink ``path`` leads nowhere (dangling or a loop), or None if it resolves."""
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        return f"{path}: dangling symlink to {os.readlink(path)}"
+    except OSError as exc:
+        reason = "a symlink loop" if exc.errno == errno.ELOOP else exc.strerror or str(exc)
+        return f"{path}: {reason}"
+    return None
+
+
 def check_scene_dir(scene_dir: str | Path) -> list[str]:
     """Why a folder cannot be used as a scene (empty when it can), each problem naming its file.
 
-    Cheap: the folder name, and presence and non-zero size of files; nothing is opened or decoded.
+    Cheap: the folder name, and presence and non-zero size of files; nothing is opened or decoded. A folder that
+    cannot be read is one problem naming it, not an exception.
     """
     scene_dir = Path(scene_dir)
     name = scene_dir.name
     if not SCENE_ID_PATTERN.fullmatch(name):
         return [f"{scene_dir}: invalid scene id {name!r}: must match {SCENE_ID_PATTERN.pattern}"]
+    try:
+        return _scene_dir_problems(scene_dir, name)
+    except OSError as exc:
+        return [f"{scene_dir}: cannot read the scene folder: {exc.strerror or exc}"]
+
+
+def _scene_dir_problems(scene_dir: Path, name: str) -> list[str]:
     if not scene_dir.is_dir():
         return [f"{scene_dir}: not a folder"]
+    os.listdir(scene_dir)  # an unreadable folder raises here, named by check_scene_dir
     files = scene_files(scene_dir, name)
     problems = []
     for path in (files.mesh, files.segs, files.aggregation, files.meta, files.sens):

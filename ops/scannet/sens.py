@@ -27,6 +27,7 @@ import numpy as np
 
 from ops.core.atomic import atomic_open
 from ops.core.errors import SceneInputError
+from ops.core.textfile import regular_file
 
 SENS_VERSION = 4
 COLOR_COMPRESSION = {-1: "unknown", 0: "raw", 1: "png", 2: "jpeg"}
@@ -82,6 +83,7 @@ class SensReader:
     def __init__(self, path: str | Path, scene_id: str | None = None):
         self.path = Path(path)
         self.scene_id = scene_id
+        regular_file(self.path, scene_id, ".sens file")  # a FIFO would block the open below
         try:
             self._file = open(self.path, "rb")
         except OSError as exc:

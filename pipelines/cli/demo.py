@@ -185,8 +185,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     apply_defaults(args.root)
     import dagster as dg
 
+    from ops.scannet.scene import discover_scenes
     from pipelines.definitions import defs
-    from pipelines.sensors import discover_scenes
     from resources.storage import StorageRoot
 
     storage = StorageRoot(root=os.environ["GPT4SCENE_ROOT"], raw_root=os.environ["GPT4SCENE_RAW_ROOT"])

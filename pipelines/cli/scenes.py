@@ -48,10 +48,14 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
     try:
         summary = open_scene(Path(args.scene_dir)).summary()
+        text = json.dumps(summary, indent=2, sort_keys=True, allow_nan=False)  # NaN is not JSON
     except SceneInputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(json.dumps(summary, indent=2, sort_keys=True))
+    except ValueError as exc:
+        print(f"error: {args.scene_dir}: the summary holds a non-finite number ({exc})", file=sys.stderr)
+        return 2
+    print(text)
     return 0
 
 
@@ -65,9 +69,9 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     os.environ["GPT4SCENE_SCANS_ROOT"] = str(scans)
     import dagster as dg
 
+    from ops.scannet.scene import discover_scenes
     from pipelines.cli.demo import run_visual_prompts
     from pipelines.definitions import defs
-    from pipelines.sensors import discover_scenes
 
     found = discover_scenes(scans)
     for name, problems in found.invalid.items():

@@ -49,8 +49,8 @@ def bulk(tmp_path_factory):
     return storage, instance, result, good, bad, failure.step_failure_data.user_failure_data.metadata
 
 
-def test_corpus_has_at_least_twelve_kinds():
-    assert len(DEFECTS) >= 12
+def test_corpus_has_at_least_thirty_kinds():
+    assert len(DEFECTS) >= 30
 
 
 @pytest.mark.parametrize("kind", sorted(DEFECTS))
