@@ -3,6 +3,7 @@
 Endpoints (the subset of the OpenAI API that chat clients use):
 
 - ``GET /v1/models``: ``{"object": "list", "data": [{"id": <model name>, "object": "model", ...}]}``;
+- ``GET /health``: ``{"status": "ok", "model": <name>, "pending": <requests queued or running>}``;
 - ``POST /v1/chat/completions``: ``messages`` = optional ``system`` messages, then one ``user`` message whose
   ``content`` is a string or a list of ``{"type": "text", "text": ...}`` and ``{"type": "image_url", "image_url":
   {"url": "data:image/...;base64,..."}}`` parts. Parts keep their order: each image becomes one ``<image>`` in the
@@ -10,9 +11,16 @@ Endpoints (the subset of the OpenAI API that chat clients use):
 
 Decisions: generation is greedy whatever ``temperature``/``top_p`` say (the evaluation is greedy; sampling would
 make answers irreproducible); only one conversation turn is accepted (``ops.model.vlm`` encodes single-turn chats);
-images must be ``data:`` URLs (the server fetches nothing); ``stream`` and ``n`` > 1 are refused with a 400 that
-says so, and so is text holding one of the model's special tokens (``<|im_end|>``, ``<|image_pad|>``: they would
-rewrite the chat's structure). Requests are answered one at a time by one model thread.
+images are ``data:`` URLs; an ``http(s)://`` or ``file://`` URL is refused with a 400 unless ``allow_remote_images``
+is set (then it is fetched within ``max_body_bytes`` and ``remote_image_timeout_s``); ``stream`` and ``n`` > 1 are
+refused with a 400 that says so, and so is text holding one of the model's special tokens (``<|im_end|>``,
+``<|image_pad|>``: they would rewrite the chat's structure).
+
+Batching: one model thread answers the queue in batches. It takes the oldest request and, while other requests
+are already admitted (still arriving), waits at most ``batch_window_ms`` for them, up to ``max_batch_size``; then
+it generates each group of requests with the same system prompt and answer cap as one left-padded greedy batch
+(``ops.model.vlm.generate``), so answers are those of the requests sent one at a time. A request that fails its
+own checks (tokens, images) fails alone.
 
 Limits (``ServeSettings``): a larger body than ``max_body_bytes`` gets 413; a prompt over ``max_prompt_tokens``,
 too many images, an image over ``max_image_pixels`` (a decompression bomb) or any malformed field get 400, never
@@ -60,11 +68,18 @@ class ServeSettings:
     generation_timeout_s: float = setting(60.0, "a generation running longer is stopped and answered 504, seconds")
     max_pending_requests: int = setting(8, "requests queued or running at once; one more is answered 503 at once")
     shutdown_grace_s: int = setting(2, "on SIGTERM, seconds open requests get to finish before they are dropped")
+    max_batch_size: int = setting(8, "requests generated together in one batch")
+    batch_window_ms: float = setting(20.0, "how long the first request of a batch waits for others, milliseconds")
+    allow_remote_images: bool = setting(False, "fetch http(s):// and file:// image URLs (off: refused with 400)")
+    remote_image_timeout_s: float = setting(10.0, "timeout of one remote image fetch, seconds")
 
     def __post_init__(self) -> None:
         for item in dataclasses.fields(self):
             value = getattr(self, item.name)
-            if value < 0 or (value == 0 and item.name not in ("max_prompt_tokens", "shutdown_grace_s")):
+            if isinstance(value, bool):
+                continue
+            zero_allowed = ("max_prompt_tokens", "shutdown_grace_s", "batch_window_ms")
+            if value < 0 or (value == 0 and item.name not in zero_allowed):
                 raise ValueError(f"{item.name} must be positive, got {value}")
 
 
@@ -86,10 +101,40 @@ class ChatRequest:
     max_tokens: int
 
 
+REMOTE_SCHEMES = ("http://", "https://", "file://")
+
+
+def image_bytes(url: Any, settings: ServeSettings) -> bytes:
+    """The bytes of an ``image_url``: a base64 ``data:`` URL always; ``http(s)://`` and ``file://`` only when
+    ``settings.allow_remote_images`` (fetched within ``max_body_bytes``), refused with a 400 otherwise."""
+    if isinstance(url, str) and url.lower().startswith(REMOTE_SCHEMES):
+        if not settings.allow_remote_images:
+            raise RequestError(
+                "remote image URLs (http, https, file) are refused by this server's configuration "
+                "(allow_remote_images); send the image as a data: URL"
+            )
+        return fetch_image(url, settings.max_body_bytes, settings.remote_image_timeout_s)
+    return decode_data_url(url)
+
+
+def fetch_image(url: str, limit: int, timeout_s: float) -> bytes:
+    """At most ``limit`` bytes of an ``http(s)://`` or ``file://`` URL (``RequestError`` when larger or unreadable)."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:
+            data = response.read(limit + 1)
+    except (OSError, ValueError) as exc:
+        raise RequestError(f"image URL {url!r} could not be read ({exc})") from exc
+    if len(data) > limit:
+        raise RequestError(f"image URL {url!r} is larger than the limit of {limit} bytes")
+    return data
+
+
 def decode_data_url(url: str) -> bytes:
     """The bytes of a base64 ``data:`` URL (``data:image/png;base64,...``)."""
     if not isinstance(url, str) or not url.startswith("data:"):
-        raise RequestError("image_url must be a data: URL (data:image/...;base64,...); the server fetches nothing")
+        raise RequestError("image_url must be a data: URL (data:image/...;base64,...)")
     header, _, payload = url.partition(",")
     if not header.endswith(";base64") or not payload:
         raise RequestError("image data: URLs must be base64 encoded (data:image/...;base64,...)")
@@ -150,7 +195,7 @@ def parse_chat_request(body: Any, default_max_tokens: int, settings: ServeSettin
             if len(images) == settings.max_images:
                 raise RequestError(f"at most {settings.max_images} images per request")
             image_url = part.get("image_url")
-            images.append(decode_data_url(image_url.get("url") if isinstance(image_url, dict) else image_url))
+            images.append(image_bytes(image_url.get("url") if isinstance(image_url, dict) else image_url, settings))
             text.append(IMAGE_PLACEHOLDER)
         else:
             raise RequestError(f"unsupported content part type {kind!r} (text and image_url are)")
@@ -183,8 +228,17 @@ def context_length(vlm: Any) -> int:
     return int(vlm.model.config.get_text_config().max_position_embeddings)
 
 
+@dataclass(frozen=True)
+class PreparedRequest:
+    """A ``ChatRequest`` whose text passed the checks, with its decoded images and prompt length."""
+
+    request: ChatRequest
+    images: tuple[Image.Image, ...]
+    prompt_tokens: int
+
+
 class ChatModel:
-    """A loaded VLM answering ``ChatRequest``s one at a time (greedy), within ``settings``' limits."""
+    """A loaded VLM answering ``ChatRequest``s (greedy, alone or in batches) within ``settings``' limits."""
 
     def __init__(self, vlm: Any, name: str, image_max_side: int = 512, settings: ServeSettings = ServeSettings()):
         self.vlm = vlm
@@ -197,7 +251,11 @@ class ChatModel:
         self._lock = threading.Lock()
 
     def answer(self, request: ChatRequest) -> tuple[str, int, int]:
-        """(answer text, prompt tokens, completion tokens)."""
+        """(answer text, prompt tokens, completion tokens) of one request."""
+        return self.answer_batch([self.prepare(request)])[0]
+
+    def prepare(self, request: ChatRequest) -> PreparedRequest:
+        """Check a request's text and images and count its prompt tokens (``RequestError`` says what is wrong)."""
         for text in (request.system, request.user_text):
             found = find_special_tokens(text, self.special_tokens)
             if found:
@@ -208,25 +266,39 @@ class ChatModel:
                 encoded = encode_chat(self.vlm, request.user_text, images, system=request.system)
             except ValueError as exc:
                 raise RequestError(str(exc)) from exc
-            prompt_tokens = int(encoded["input_ids"].numel())
-            if prompt_tokens > self.max_prompt_tokens:
-                raise RequestError(
-                    f"the prompt has {prompt_tokens} tokens, more than the limit of {self.max_prompt_tokens}"
-                )
+        prompt_tokens = int(encoded["input_ids"].numel())
+        if prompt_tokens > self.max_prompt_tokens:
+            raise RequestError(
+                f"the prompt has {prompt_tokens} tokens, more than the limit of {self.max_prompt_tokens}"
+            )
+        return PreparedRequest(request, tuple(images), prompt_tokens)
+
+    def answer_batch(self, batch: list[PreparedRequest]) -> list[tuple[str, int, int]]:
+        """Answers of prepared requests sharing one system prompt and answer cap, generated as one batch."""
+        first = batch[0].request
+        if any((p.request.system, p.request.max_tokens) != (first.system, first.max_tokens) for p in batch):
+            raise ValueError("a batch shares one system prompt and one answer cap")
+        with self._lock:
             started = time.monotonic()
-            answer = generate(self.vlm, [(request.user_text, images)], request.max_tokens, system=request.system)[0]
+            conversations = [(p.request.user_text, list(p.images)) for p in batch]
+            answers = generate(self.vlm, conversations, first.max_tokens, system=first.system)
             if time.monotonic() - started >= self.settings.generation_timeout_s:
                 raise RequestError(f"generation exceeded {self.settings.generation_timeout_s:g} s", status=504)
-        completion_tokens = len(self.vlm.tokenizer(answer, add_special_tokens=False)["input_ids"])
-        return answer, prompt_tokens, completion_tokens
+        return [
+            (answer, p.prompt_tokens, len(self.vlm.tokenizer(answer, add_special_tokens=False)["input_ids"]))
+            for answer, p in zip(answers, batch)
+        ]
 
 
 class ModelWorker:
-    """One daemon thread answering queued requests in order; at most ``capacity`` are queued or running."""
+    """One daemon thread answering queued requests in batches (module docstring); at most ``capacity`` are queued
+    or running."""
 
     def __init__(self, model: ChatModel, capacity: int):
         self.model = model
         self.capacity = capacity
+        self.max_batch_size = model.settings.max_batch_size
+        self.batch_window_s = model.settings.batch_window_ms / 1000.0
         self._jobs: queue.Queue[tuple[Future, ChatRequest]] = queue.Queue()
         self._pending = 0
         self._pending_lock = threading.Lock()
@@ -251,15 +323,52 @@ class ModelWorker:
         self._jobs.put((future, request))
         return future
 
+    @property
+    def pending(self) -> int:
+        """Requests queued or running."""
+        with self._pending_lock:
+            return self._pending
+
+    def _next_batch(self) -> list[tuple[Future, ChatRequest]]:
+        """The oldest request and those arriving within the batching window, up to ``max_batch_size``. The window
+        is waited only while more requests are admitted than taken (a lone client never waits for it)."""
+        jobs = [self._jobs.get()]
+        deadline = time.monotonic() + self.batch_window_s
+        while len(jobs) < self.max_batch_size:
+            try:
+                jobs.append(self._jobs.get_nowait())
+                continue
+            except queue.Empty:
+                pass
+            if self.pending <= len(jobs) or time.monotonic() >= deadline:
+                break
+            try:
+                jobs.append(self._jobs.get(timeout=min(0.002, max(0.0, deadline - time.monotonic()))))
+            except queue.Empty:
+                continue
+        return jobs
+
     def _run(self) -> None:
         while True:
-            future, request = self._jobs.get()
-            if not future.set_running_or_notify_cancel():
-                continue  # its client is gone
-            try:
-                future.set_result(self.model.answer(request))
-            except BaseException as exc:
-                future.set_exception(exc)
+            groups: dict[tuple[str, int], list[tuple[Future, PreparedRequest]]] = {}
+            for future, request in self._next_batch():
+                if not future.set_running_or_notify_cancel():
+                    continue  # its client is gone
+                try:
+                    prepared = self.model.prepare(request)
+                except BaseException as exc:  # this request's own fault: it fails alone
+                    future.set_exception(exc)
+                    continue
+                groups.setdefault((request.system, request.max_tokens), []).append((future, prepared))
+            for group in groups.values():
+                try:
+                    answers = self.model.answer_batch([prepared for _, prepared in group])
+                except BaseException as exc:
+                    for future, _ in group:
+                        future.set_exception(exc)
+                    continue
+                for (future, _), answer in zip(group, answers):
+                    future.set_result(answer)
 
 
 async def read_body(request: Any, limit: int) -> bytes:
@@ -292,6 +401,9 @@ def build_app(model: ChatModel, default_max_tokens: int = 128) -> Any:
         return JSONResponse(
             {"object": "list", "data": [{"id": model.name, "object": "model", "created": 0, "owned_by": "gpt4scene"}]}
         )
+
+    async def health(_: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok", "model": model.name, "pending": worker.pending})
 
     async def chat(request: Request) -> JSONResponse:
         declared = request.headers.get("content-length", "")
@@ -342,7 +454,11 @@ def build_app(model: ChatModel, default_max_tokens: int = 128) -> Any:
         )
 
     return Starlette(
-        routes=[Route("/v1/models", models, methods=["GET"]), Route("/v1/chat/completions", chat, methods=["POST"])]
+        routes=[
+            Route("/v1/models", models, methods=["GET"]),
+            Route("/health", health, methods=["GET"]),
+            Route("/v1/chat/completions", chat, methods=["POST"]),
+        ]
     )
 
 
@@ -361,7 +477,7 @@ def serve(
 
     vlm = load_vlm(model_dir, adapter_dir)
     model = ChatModel(vlm, name or Path(adapter_dir or model_dir).name, image_max_side, settings)
-    log(f"serving {model.name!r} on http://{HOST}:{port}/v1 (POST /v1/chat/completions, GET /v1/models)")
+    log(f"serving {model.name!r} on http://{HOST}:{port}/v1 (POST /v1/chat/completions, GET /v1/models, GET /health)")
     uvicorn.run(
         build_app(model, default_max_tokens),
         host=HOST,
