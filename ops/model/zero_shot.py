@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 
 from ops.core.errors import SceneInputError
+from ops.core.layout import SceneLayout
 from ops.dataset.samples import VARIANTS, multi3drefer_answer, object_token
 from ops.metrics.grounding import OBJECT_ID_PATTERN
 from ops.model.inference import EvalRow, InferenceStats, Log, chunk_rows, predict, read_eval_rows
@@ -284,3 +285,34 @@ def run_zero_shot(
     """Zero-shot predictions of an eval set (resumable, chunked, same JSONL as ``ops.model.inference``)."""
     rows = chunk_rows(read_eval_rows(eval_dir)[:limit], num_chunks, chunk_index)
     return predict(rows, zero_shot_answerer(complete, variant, root), out_path, batch_size=1, log=log)
+
+
+# -- questions about one prepared scene or capture ----------------------------------------------------------------
+
+
+def scene_images(scene_dir: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """(the 2x4 grid of 8 marked frames sampled uniformly from ``frames.json``, the marked BEV) of a prepared scene
+    or capture folder (``ops.core.layout.SceneLayout``), RGB."""
+    layout = SceneLayout(Path(scene_dir))
+    entries = json.loads(layout.frames_meta.read_text())["frames"]
+    picked = [entries[i * len(entries) // ZERO_SHOT_FRAMES] for i in range(min(ZERO_SHOT_FRAMES, len(entries)))]
+    frames = [cv2.imread(str(layout.frame(entry["file"])), cv2.IMREAD_COLOR_RGB) for entry in picked]
+    grid = composite_grid(frames, rows=GRID_ROWS, cols=GRID_COLS)
+    return grid, cv2.imread(str(layout.bev_image), cv2.IMREAD_COLOR_RGB)
+
+
+def question_messages(scene_dir: str | Path, question: str) -> list[dict[str, Any]]:
+    """The zero-shot chat of a free question about a prepared scene or capture: the system prompt, the 2x4 grid
+    and the BEV, then the question."""
+    grid, bev = scene_images(scene_dir)
+    parts = [{"type": "image_url", "image_url": {"url": data_url(encode_png(image))}} for image in (grid, bev)]
+    return [
+        {"role": "system", "content": SYSTEM_PROMPT},
+        {"role": "user", "content": [*parts, {"type": "text", "text": question.strip()}]},
+    ]
+
+
+def named_objects(answer: str, num_objects: int) -> list[int]:
+    """The distinct object IDs an answer names as ``<OBJxyz>``, in order, that exist in the scene."""
+    ids = [int(match.group(1)) for match in OBJECT_ID_PATTERN.finditer(answer)]
+    return [k for n, k in enumerate(ids) if k < num_objects and k not in ids[:n]]

@@ -12,6 +12,8 @@ Model (``pipelines.cli.model``):
   train     fine-tune the base model on training shards with a recipe (via Dagster)
   infer     predictions JSONL of a model on an eval set (batched, resumable, chunked)
   serve     OpenAI-compatible /v1/chat/completions for a checkpoint on 127.0.0.1
+Ask (``pipelines.cli.ask``):
+  ask       answer a question about a capture or scene; draw the objects the answer names
 Lineage (``pipelines.cli.lineage``):
   lineage   a checkpoint's chain back to the scans, or every checkpoint trained on a scene
 Demo and UI (``pipelines.cli.demo``, ``pipelines.cli.ui``):
@@ -28,7 +30,8 @@ import argparse
 import sys
 from collections.abc import Collection
 
-from pipelines.cli import dataset, demo, lineage, model, scenes, ui
+from pipelines.cli import ask, dataset, demo, lineage, model, scenes, ui
+from pipelines.cli.ask import cmd_ask
 from pipelines.cli.dataset import cmd_score, cmd_shards
 from pipelines.cli.demo import cmd_demo
 from pipelines.cli.lineage import cmd_lineage
@@ -40,6 +43,7 @@ COMMANDS = {
     **scenes.COMMANDS,
     **dataset.COMMANDS,
     **model.COMMANDS,
+    **ask.COMMANDS,
     **lineage.COMMANDS,
     **demo.COMMANDS,
     **ui.COMMANDS,
@@ -47,6 +51,7 @@ COMMANDS = {
 __all__ = [
     "COMMANDS",
     "build_parser",
+    "cmd_ask",
     "cmd_demo",
     "cmd_figures",
     "cmd_infer",
