@@ -49,7 +49,12 @@ class VisualPromptsConfig(settings_config(PromptSettings, exclude=("bev_margin",
 
 
 def _prepare_scene_task(raw_dir: str, out_dir: str, settings: PromptSettings, stages: tuple[str, ...]) -> SceneResult:
-    return prepare_scene(raw_dir, out_dir, settings, stages)
+    """The Ray task of one scene: ``prepare_scene``, with the ID of the Ray node it ran on."""
+    import ray
+
+    result = prepare_scene(raw_dir, out_dir, settings, stages)
+    result.node_id = ray.get_runtime_context().get_node_id()
+    return result
 
 
 def _image_md(title: str, jpeg: bytes) -> dg.MetadataValue:
@@ -140,6 +145,7 @@ def _scene_events(storage: StorageRoot, result: SceneResult, stages: tuple[str, 
         metadata: dict[str, object] = {
             "path": dg.MetadataValue.path(str(stage_dirs[stage])),
             "seconds": result.seconds.get(stage, 0.0),
+            "ray_node_id": result.node_id,
         }
         for key, value in result.stages.get(stage, {}).items():
             metadata[key] = dg.MetadataValue.json(value) if isinstance(value, (list, dict)) else value

@@ -42,9 +42,13 @@ from ops.scannet.scene import Frame, open_scene
 
 STAGES = ("point_cloud", "instance_masks", "bev_image", "marked_frames")
 BEV_BLANK_FRACTION = 0.05  # a BEV with fewer non-background pixels than this counts as blank
-PREVIEW_JPEG_QUALITY = 90
-PREVIEW_BEV_SIDE = 384  # px, long side of the BEV preview
-PREVIEW_SHEET_WIDTH = 768  # px, the contact sheet: the first 8 marked frames in 2 rows of 4, 4 px apart
+# UI previews go into the event log with every materialisation: together at most ~22 KB of JPEG (~30 KB as base64)
+# a scene. Each is encoded at the first quality that fits its budget.
+PREVIEW_JPEG_QUALITIES = (85, 75, 65, 55, 45)
+PREVIEW_BEV_SIDE = 288  # px, long side of the BEV preview
+PREVIEW_BEV_MAX_BYTES = 8_000
+PREVIEW_SHEET_WIDTH = 512  # px, the contact sheet: the first 8 marked frames in 2 rows of 4, 4 px apart
+PREVIEW_SHEET_MAX_BYTES = 14_000
 _SHEET_GAP = 4
 _SHEET_CELL = (PREVIEW_SHEET_WIDTH - 3 * _SHEET_GAP) // 4  # long side of a cell
 
@@ -86,13 +90,15 @@ class PromptSettings:
 
 @dataclass
 class SceneResult:
-    """Per-stage metadata, check outcomes and timings of one scene."""
+    """Per-stage metadata, check outcomes and timings of one scene, and where it ran (``node_id``: the Ray node, set
+    by the caller that knows it)."""
 
     scene_id: str
     stages: dict[str, dict[str, Any]] = field(default_factory=dict)
     checks: dict[str, dict[str, Any]] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     previews: dict[str, bytes] = field(default_factory=dict)
+    node_id: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -164,7 +170,7 @@ def _prepare_scene_locked(
         )
         result.stages["bev_image"] = {"size": meta["size"], "num_markers": len(meta["markers"])}
         result.checks["bev_not_blank"] = check_bev_not_blank(marked)
-        result.previews["bev"] = _preview_jpeg(marked, PREVIEW_BEV_SIDE)
+        result.previews["bev"] = _preview_jpeg(marked, PREVIEW_BEV_SIDE, PREVIEW_BEV_MAX_BYTES)
         timed("bev_image", start)
 
     if "marked_frames" in stages:
@@ -209,7 +215,7 @@ def _prepare_scene_locked(
         result.checks["frames_distinct"] = check_frames_distinct(out)
         result.checks["markers_complete"] = check_markers_complete(out, frames, scene, settings)
         sheet = composite_grid(sheet_cells, rows=2, cols=4, gap=_SHEET_GAP)
-        result.previews["frames"] = _preview_jpeg(sheet, PREVIEW_SHEET_WIDTH)
+        result.previews["frames"] = _preview_jpeg(sheet, PREVIEW_SHEET_WIDTH, PREVIEW_SHEET_MAX_BYTES)
         timed("marked_frames", start)
     return result
 
@@ -356,9 +362,15 @@ def check_markers_complete(
 # -- images ---------------------------------------------------------------------------------------------------
 
 
-def _preview_jpeg(rgb: np.ndarray, long_side: int) -> bytes:
-    """A UI preview: the image shrunk to ``long_side`` px at most, as JPEG (a PNG costs ten times the encoding)."""
-    return encode_jpeg(_shrink(rgb, long_side), PREVIEW_JPEG_QUALITY)
+def _preview_jpeg(rgb: np.ndarray, long_side: int, max_bytes: int) -> bytes:
+    """A UI preview: the image shrunk to ``long_side`` px at most, as JPEG (a PNG costs ten times the encoding) of
+    the best quality in ``PREVIEW_JPEG_QUALITIES`` that fits ``max_bytes`` (else the lowest)."""
+    small = _shrink(rgb, long_side)
+    for quality in PREVIEW_JPEG_QUALITIES:
+        jpeg = encode_jpeg(small, quality)
+        if len(jpeg) <= max_bytes:
+            break
+    return jpeg
 
 
 def _shrink(rgb: np.ndarray, long_side: int) -> np.ndarray:

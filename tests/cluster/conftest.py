@@ -1,0 +1,177 @@
+"""Session fixtures of the distributed tests: a Ray cluster of separate processes on loopback (a head with the job
+server and a second node with its own resources), and a PostgreSQL server in a temp folder. One of each per session.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+WORKER_NODE_RESOURCE = "worker_node"
+# `ray start` adds a node only with RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=1 (the project's 0 refuses a second node);
+# --node-ip-address keeps the nodes on loopback. A killed node is declared dead after about 3 s instead of 30 s, so
+# its tasks are retried elsewhere quickly.
+RAY = str(Path(sys.executable).parent / "ray")
+RAY_PROCESS_ENV = {
+    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "1",
+    "RAY_AUTH_MODE": "disabled",
+    "RAY_health_check_initial_delay_ms": "1000",
+    "RAY_health_check_period_ms": "500",
+    "RAY_health_check_timeout_ms": "500",
+    "RAY_health_check_failure_threshold": "4",
+    "RAY_USAGE_STATS_ENABLED": "0",
+}
+START_TIMEOUT_S = 120
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class RayNode:
+    """One ``ray start --block`` process group (its raylet, agents and workers)."""
+
+    process: subprocess.Popen
+    resources: dict[str, float]
+
+    def kill(self) -> None:
+        """SIGKILL the whole node at once, as a machine failure would: its process group and every descendant (the
+        raylet puts its workers in process groups of their own)."""
+        import psutil
+
+        if self.process.poll() is not None:
+            return
+        descendants = psutil.Process(self.process.pid).children(recursive=True)
+        os.killpg(self.process.pid, signal.SIGKILL)
+        for process in descendants:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.kill()
+        self.process.wait(timeout=30)
+
+
+@dataclass
+class RayCluster:
+    """A Ray cluster of separate processes on 127.0.0.1."""
+
+    temp_dir: Path
+    gcs_port: int
+    client_port: int
+    dashboard_port: int
+    nodes: list[RayNode] = field(default_factory=list)
+
+    @property
+    def gcs_address(self) -> str:
+        return f"127.0.0.1:{self.gcs_port}"
+
+    @property
+    def client_address(self) -> str:
+        return f"ray://127.0.0.1:{self.client_port}"
+
+    @property
+    def dashboard_url(self) -> str:
+        return f"http://127.0.0.1:{self.dashboard_port}"
+
+    def start_head(self) -> RayNode:
+        """The head: GCS, Ray Client server and dashboard (the job server), one CPU."""
+        return self._start(
+            [
+                "--head",
+                f"--port={self.gcs_port}",
+                f"--ray-client-server-port={self.client_port}",
+                "--include-dashboard=true",
+                "--dashboard-host=127.0.0.1",
+                f"--dashboard-port={self.dashboard_port}",
+            ],
+            {},
+        )
+
+    def add_node(self, resources: dict[str, float]) -> RayNode:
+        """A further node of one CPU and ``resources``, joined to the head."""
+        import json
+
+        return self._start([f"--address={self.gcs_address}", f"--resources={json.dumps(resources)}"], resources)
+
+    def _start(self, role_args: list[str], resources: dict[str, float]) -> RayNode:
+        command = [
+            RAY,
+            "start",
+            "--block",
+            "--node-ip-address=127.0.0.1",
+            "--num-cpus=1",
+            f"--object-store-memory={256 * 2**20}",
+            f"--temp-dir={self.temp_dir}",
+            f"--dashboard-agent-listen-port={free_port()}",
+            f"--dashboard-agent-grpc-port={free_port()}",
+            f"--runtime-env-agent-port={free_port()}",
+            f"--metrics-export-port={free_port()}",
+            "--disable-usage-stats",
+            *role_args,
+        ]
+        log = open(self.temp_dir / f"node-{len(self.nodes)}.log", "wb")  # noqa: SIM115  (kept for the node's life)
+        process = subprocess.Popen(
+            command, env={**os.environ, **RAY_PROCESS_ENV}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        node = RayNode(process, resources)
+        self.nodes.append(node)
+        self.wait_for_nodes(len([n for n in self.nodes if n.process.poll() is None]))
+        return node
+
+    def alive_nodes(self) -> list:
+        """The alive nodes, as the dashboard's state API lists them (empty while it is not up)."""
+        from ray.util.state import list_nodes
+
+        try:
+            return [n for n in list_nodes(address=self.dashboard_url, timeout=5) if n.state == "ALIVE"]
+        except Exception:  # the dashboard is not serving yet
+            return []
+
+    def node_id(self, resource: str) -> str:
+        """ID of the alive node that has ``resource``."""
+        return next(n.node_id for n in self.alive_nodes() if resource in n.resources_total)
+
+    def head_node_id(self) -> str:
+        return next(n.node_id for n in self.alive_nodes() if n.is_head_node)
+
+    def wait_for_nodes(self, count: int) -> None:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while len(self.alive_nodes()) != count:
+            dead = [n for n in self.nodes if n.process.poll() is not None and n.process.returncode != -signal.SIGKILL]
+            if dead or time.monotonic() > deadline:
+                logs = "\n".join(p.read_text()[-2000:] for p in sorted(self.temp_dir.glob("node-*.log")))
+                raise RuntimeError(f"Ray cluster did not reach {count} nodes:\n{logs}")
+            time.sleep(0.5)
+
+    def stop(self) -> None:
+        """Kill every node (nothing of a test cluster needs a graceful stop) and remove the temp folder."""
+        for node in reversed(self.nodes):
+            node.kill()
+        shutil.rmtree(self.temp_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[RayCluster]:
+    """A head (job server on the dashboard port) and a second node with the ``worker_node`` resource, one CPU each."""
+    temp_dir = Path(tempfile.mkdtemp(prefix="g4s-rc-", dir="/tmp"))  # short: Ray's socket paths are length-limited
+    cluster = RayCluster(temp_dir, free_port(), free_port(), free_port())
+    try:
+        cluster.start_head()
+        cluster.add_node({WORKER_NODE_RESOURCE: 1})
+        yield cluster
+    finally:
+        cluster.stop()
