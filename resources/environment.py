@@ -35,17 +35,49 @@ PROCESS_ENV = {
     "EGL_PLATFORM": "surfaceless",  # Open3D offscreen rendering without a display
 }
 PATH_VARIABLES = ("GPT4SCENE_ROOT", "DAGSTER_HOME", "TORCH_EXTENSIONS_DIR")
+# Set (postgresql://user:password@host:port/db), the Dagster instance keeps its runs, event log and schedules in
+# that PostgreSQL instead of SQLite files under the Dagster home: see postgres_home. SQLAlchemy 2.1 reads a plain
+# postgresql:// URL as psycopg 3; dagster-postgres brings psycopg2, so apply_defaults names that driver.
+PG_URL_VARIABLE = "GPT4SCENE_PG_URL"
+PG_DRIVER_SCHEME = "postgresql+psycopg2://"
+POSTGRES_STORAGE = {"postgres": {"postgres_url": {"env": PG_URL_VARIABLE}}}
 
 
 def apply_defaults(root: str | None = None, location: bool = True) -> None:
     """Set every unset variable of ``PROCESS_ENV`` and (``location``) ``LOCATION_ENV`` to its default, paths absolute
-    under the project folder; ``root`` replaces ``GPT4SCENE_ROOT``. Creates the Dagster home."""
+    under the project folder; ``root`` replaces ``GPT4SCENE_ROOT``. Creates the Dagster home; with
+    ``GPT4SCENE_PG_URL`` set, ``DAGSTER_HOME`` becomes its PostgreSQL twin (``postgres_home``)."""
     if root:
         os.environ["GPT4SCENE_ROOT"] = str(Path(root).resolve())
     for name, value in {**PROCESS_ENV, **(LOCATION_ENV if location else {})}.items():
         value = str(PROJECT_DIR / value) if name in PATH_VARIABLES else value.format_map(os.environ)
         os.environ.setdefault(name, value)
     Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+    if os.environ.get(PG_URL_VARIABLE):
+        for scheme in ("postgresql://", "postgres://"):
+            if os.environ[PG_URL_VARIABLE].startswith(scheme):
+                os.environ[PG_URL_VARIABLE] = PG_DRIVER_SCHEME + os.environ[PG_URL_VARIABLE][len(scheme) :]
+        os.environ["DAGSTER_HOME"] = str(postgres_home(Path(os.environ["DAGSTER_HOME"])))
+
+
+def postgres_home(home: Path) -> Path:
+    """The Dagster home to use with ``GPT4SCENE_PG_URL`` set: ``home`` itself when its ``dagster.yaml`` already
+    chooses a storage, else ``home/postgres``, whose ``dagster.yaml`` is ``home``'s (run queue, pools, retries,
+    monitoring) with ``storage`` on PostgreSQL, the URL read from the environment when the instance loads. That file
+    is derived from ``home``'s every time, so the two never drift apart."""
+    import yaml
+
+    base = home / "dagster.yaml"
+    config = (yaml.safe_load(base.read_text()) if base.is_file() else None) or {}
+    if "storage" in config:
+        return home
+    target = home / "postgres"
+    target.mkdir(exist_ok=True)
+    text = f"# Generated from {base} by resources/environment.py: the same instance on ${PG_URL_VARIABLE}.\n"
+    text += yaml.safe_dump({**config, "storage": POSTGRES_STORAGE}, sort_keys=False)
+    if not (target / "dagster.yaml").is_file() or (target / "dagster.yaml").read_text() != text:
+        (target / "dagster.yaml").write_text(text)
+    return target
 
 
 def dotenv_text() -> str:

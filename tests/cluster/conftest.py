@@ -20,12 +20,20 @@ from pathlib import Path
 import pytest
 
 WORKER_NODE_RESOURCE = "worker_node"
-# `ray start` adds a node only with RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=1 (the project's 0 refuses a second node);
-# --node-ip-address keeps the nodes on loopback. A killed node is declared dead after about 3 s instead of 30 s, so
-# its tasks are retried elsewhere quickly.
-RAY = str(Path(sys.executable).parent / "ray")
+# RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 keeps every Ray process and address on loopback (with 1 the GCS advertises
+# the machine's address), but `ray start` then refuses a second node: RAY_NODE tells only that check of the CLI
+# that clusters are enabled.
+# A killed node is declared dead after about 3 s instead of 30 s, so its tasks are retried elsewhere quickly.
+RAY_HEAD = [str(Path(sys.executable).parent / "ray")]
+RAY_NODE = [
+    sys.executable,
+    "-c",
+    "import sys, types, ray._private.ray_constants as constants; from ray.scripts import scripts; "
+    "scripts.ray_constants = types.SimpleNamespace(**{**vars(constants), 'ENABLE_RAY_CLUSTER': True}); "
+    "sys.argv[0] = 'ray'; scripts.main()",
+]
 RAY_PROCESS_ENV = {
-    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "1",
+    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
     "RAY_AUTH_MODE": "disabled",
     "RAY_health_check_initial_delay_ms": "1000",
     "RAY_health_check_period_ms": "500",
@@ -109,7 +117,7 @@ class RayCluster:
 
     def _start(self, role_args: list[str], resources: dict[str, float]) -> RayNode:
         command = [
-            RAY,
+            *(RAY_HEAD if "--head" in role_args else RAY_NODE),
             "start",
             "--block",
             "--node-ip-address=127.0.0.1",
@@ -175,3 +183,59 @@ def ray_cluster() -> Iterator[RayCluster]:
         yield cluster
     finally:
         cluster.stop()
+
+
+@dataclass
+class PostgresServer:
+    """A PostgreSQL server of Debian's package, run by the ``postgres`` user from a temp folder on loopback."""
+
+    data_dir: Path
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def database_url(self, name: str) -> str:
+        """URL of a new empty database ``name`` (one per test that needs a clean instance)."""
+        self.as_postgres(
+            ["psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-c", f"CREATE DATABASE {name}"]
+        )
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{name}"
+
+    def as_postgres(self, command: list[str]) -> None:
+        binary = str(postgres_bin_dir() / command[0])
+        prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        subprocess.run([*prefix, binary, *command[1:]], check=True, capture_output=True, timeout=120)
+
+
+def postgres_bin_dir() -> Path:
+    """The server binaries of Debian's ``postgresql`` package; the package is installed first when missing."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    if not found:
+        sudo = [] if os.geteuid() == 0 else ["sudo", "-n"]
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run([*sudo, "apt-get", "update", "-q"], check=True, env=env, timeout=600)
+        subprocess.run([*sudo, "apt-get", "install", "-y", "-q", "postgresql"], check=True, env=env, timeout=600)
+        found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    return found[-1].parent
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL server on a free loopback port, trust authentication, data in a temp folder; one per session."""
+    folder = Path(tempfile.mkdtemp(prefix="g4s-pg-", dir="/tmp"))
+    server = PostgresServer(folder / "data", free_port())
+    if os.geteuid() == 0:  # the server refuses to run as root
+        shutil.chown(folder, "postgres")
+    try:
+        server.as_postgres(["initdb", "-D", str(server.data_dir), "-A", "trust", "-U", "postgres", "-E", "UTF8"])
+        options = f"-p {server.port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off"
+        server.as_postgres(
+            ["pg_ctl", "-D", str(server.data_dir), "-o", options, "-l", str(folder / "log"), "-w", "start"]
+        )
+        yield server
+    finally:
+        with contextlib.suppress(subprocess.CalledProcessError, FileNotFoundError):
+            server.as_postgres(["pg_ctl", "-D", str(server.data_dir), "-m", "immediate", "-w", "stop"])
+        shutil.rmtree(folder, ignore_errors=True)

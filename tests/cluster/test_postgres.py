@@ -1,0 +1,108 @@
+"""The Dagster instance on PostgreSQL (``GPT4SCENE_PG_URL``): a real server from Debian's package, the project's
+``dagster.yaml`` with a PostgreSQL storage block, per-scene runs over the test Ray cluster, and the lineage queries.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import dagster as dg
+import pytest
+
+from assets.partitions import partition_range_tags, scene_partitions
+from pipelines.cli.lineage import checkpoint_lineage, scene_lineage
+from resources.environment import PG_URL_VARIABLE, PROJECT_DIR, apply_defaults, postgres_home
+
+pytestmark = pytest.mark.slow
+
+SCENES = {"n_scenes": 2, "seed": 7, "n_frames": 30, "color_width": 320, "color_height": 240}
+SCENES.update(depth_width=160, depth_height=120)
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+@pytest.fixture(scope="module")
+def pg(postgres, ray_cluster, tmp_path_factory):
+    """A Dagster home derived from the project's, on a fresh PostgreSQL database; the location's environment points
+    at a temp storage root and the test Ray cluster. Yields the instance, the definitions and the scene IDs."""
+    folder = tmp_path_factory.mktemp("pg_instance")
+    shutil.copy(PROJECT_DIR / "dagster_home" / "dagster.yaml", folder / "dagster.yaml")
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv(PG_URL_VARIABLE, postgres.database_url("g4s_scenes"))
+        env.setenv("DAGSTER_HOME", str(folder))
+        env.setenv("GPT4SCENE_ROOT", str(folder / "data"))
+        env.setenv("GPT4SCENE_RAW_ROOT", str(folder / "data" / "raw"))
+        env.setenv("GPT4SCENE_RAY_ADDRESS", "auto")
+        env.setenv("RAY_ADDRESS", ray_cluster.gcs_address)
+        apply_defaults()
+        from pipelines.definitions import defs
+
+        with dg.DagsterInstance.get() as instance:
+            assert (
+                defs.resolve_job_def("__ASSET_JOB")
+                .execute_in_process(
+                    instance=instance,
+                    asset_selection=[dg.AssetKey("synthetic_scenes")],
+                    run_config={"ops": {"synthetic_scenes": {"config": SCENES}}, **QUIET},
+                )
+                .success
+            )
+            scene_ids = sorted(p.name for p in (folder / "data" / "raw" / "scans").iterdir())
+            instance.add_dynamic_partitions(scene_partitions.name, scene_ids)
+            yield instance, defs, scene_ids
+
+
+def test_instance_is_on_postgres_only_with_the_url(pg, tmp_path, monkeypatch):
+    instance, _, _ = pg
+    assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+    assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
+    assert type(instance.schedule_storage).__name__ == "PostgresScheduleStorage"
+    assert instance.get_settings("concurrency")["runs"]["max_concurrent_runs"] == 4  # the project's run queue
+    monkeypatch.delenv(PG_URL_VARIABLE)
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    apply_defaults()
+    with dg.DagsterInstance.get() as sqlite_instance:
+        assert type(sqlite_instance.run_storage).__name__ == "SqliteRunStorage"
+    assert postgres_home(tmp_path) == tmp_path / "postgres"
+
+
+def test_per_scene_runs_record_their_materialisations_in_postgres(pg):
+    instance, defs, scene_ids = pg
+    observed = defs.resolve_job_def("observe_raw_scans").execute_in_process(instance=instance, run_config=QUIET)
+    assert observed.success
+    for scene_id in scene_ids:
+        run = defs.resolve_job_def("scene_job").execute_in_process(
+            instance=instance, partition_key=scene_id, run_config=QUIET
+        )
+        assert run.success
+    prompts = defs.resolve_job_def("visual_prompts_job").execute_in_process(
+        instance=instance,
+        tags=partition_range_tags(scene_ids[0], scene_ids[-1]),
+        run_config={"ops": {"visual_prompts": {"config": {"n_frames": 8}}}, **QUIET},
+    )
+    assert prompts.success
+    for key in ("scene_manifest", "point_cloud", "bev_image", "marked_frames"):
+        assert instance.get_materialized_partitions(dg.AssetKey(key)) == set(scene_ids), key
+        for scene_id in scene_ids:
+            records = instance.fetch_materializations(
+                dg.AssetRecordsFilter(dg.AssetKey(key), asset_partitions=[scene_id]), limit=1
+            ).records
+            assert records and instance.get_run_by_id(records[0].run_id).is_success, (key, scene_id)
+
+
+def test_lineage_queries_read_postgres(pg, tmp_path):
+    instance, _, scene_ids = pg
+    for version in ("v0001", "v0002"):
+        lineage = {
+            "experiment": {"name": "pg_probe"},
+            "version": version,
+            "created": "2026-01-01T00:00:00Z",
+            "train_scenes": scene_ids[:1] if version == "v0001" else scene_ids,
+            "shards": {"data_version": f"shards-{version}"},
+        }
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization("checkpoint", partition=None, metadata={"lineage": dg.MetadataValue.json(lineage)})
+        )
+    assert checkpoint_lineage(instance, tmp_path, "pg_probe", None)["version"] == "v0002"
+    assert checkpoint_lineage(instance, tmp_path, "pg_probe", "v0001")["train_scenes"] == scene_ids[:1]
+    refs = scene_lineage(instance, tmp_path, scene_ids[-1])
+    assert [(ref.version, ref.status, ref.shards_data_version) for ref in refs] == [("v0002", "pruned", "shards-v0002")]
