@@ -4,7 +4,13 @@
 
 from __future__ import annotations
 
+import json
 import shutil
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -17,6 +23,12 @@ pytestmark = pytest.mark.slow
 
 SCENES = {"n_scenes": 2, "seed": 7, "n_frames": 30, "color_width": 320, "color_height": 240}
 SCENES.update(depth_width=160, depth_height=120)
+DAGSTER = str(Path(sys.executable).parent / "dagster")
+DAGSTER_DAEMON = str(Path(sys.executable).parent / "dagster-daemon")
+QUEUE_TIMEOUT_S = 300
+# The daemon and the launches run in the Dagster home, as `gpt4scene ui` does: from the project folder the dagster
+# CLI would load .env over the environment (its empty GPT4SCENE_RAY_ADDRESS, relative GPT4SCENE_ROOT).
+WORKSPACE = str(PROJECT_DIR / "workspace.yaml")
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
@@ -106,3 +118,70 @@ def test_lineage_queries_read_postgres(pg, tmp_path):
     assert checkpoint_lineage(instance, tmp_path, "pg_probe", "v0001")["train_scenes"] == scene_ids[:1]
     refs = scene_lineage(instance, tmp_path, scene_ids[-1])
     assert [(ref.version, ref.status, ref.shards_data_version) for ref in refs] == [("v0002", "pruned", "shards-v0002")]
+
+
+def test_queued_runs_keep_the_run_queue_limits_with_the_daemon(pg, tmp_path):
+    """Two visual-prompts runs of one scene and a task-samples run, queued together: the daemon starts them under
+    dagster.yaml's limits (one run per scene partition at a time, two scene runs at most) and all succeed."""
+    instance, _, scene_ids = pg
+    runs = {
+        "prompts_a": ("visual_prompts_job", {"dagster/partition": scene_ids[0]}),
+        "prompts_b": ("visual_prompts_job", {"dagster/partition": scene_ids[0]}),
+        "samples": ("samples_job", {}),
+    }
+    run_ids = {name: str(uuid.uuid4()) for name in runs}
+    config = json.dumps({"ops": {"visual_prompts": {"config": {"n_frames": 8}}}})
+    daemon_log = open(tmp_path / "daemon.log", "wb")  # noqa: SIM115  (closed with the daemon)
+    daemon = subprocess.Popen(
+        [DAGSTER_DAEMON, "run", "-w", WORKSPACE],
+        cwd=instance.root_directory,
+        stdout=daemon_log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        launches = [
+            subprocess.Popen(
+                [DAGSTER, "job", "launch", "-w", WORKSPACE, "-j", job, "--run-id", run_ids[name]]
+                + ["--tags", json.dumps(tags)]
+                + (["--config-json", config] if job == "visual_prompts_job" else []),
+                cwd=instance.root_directory,
+                stdout=subprocess.DEVNULL,
+            )
+            for name, (job, tags) in runs.items()
+        ]
+        assert [launch.wait(timeout=120) for launch in launches] == [0, 0, 0]
+        deadline = time.monotonic() + QUEUE_TIMEOUT_S
+        while not all(run.is_finished for run in instance.get_runs(dg.RunsFilter(run_ids=list(run_ids.values())))):
+            assert time.monotonic() < deadline, (tmp_path / "daemon.log").read_text()[-3000:]
+            time.sleep(1)
+    finally:
+        daemon.terminate()
+        try:
+            daemon.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+        daemon_log.close()
+    records = {name: instance.get_run_records(dg.RunsFilter(run_ids=[run_id]))[0] for name, run_id in run_ids.items()}
+    assert {name: record.dagster_run.status for name, record in records.items()} == dict.fromkeys(
+        runs, dg.DagsterRunStatus.SUCCESS
+    ), [failure_messages(instance, run_id) for run_id in run_ids.values()]
+    first, second = sorted((records["prompts_a"], records["prompts_b"]), key=lambda record: record.start_time)
+    assert first.end_time <= second.start_time  # the same scene partition: one run at a time
+    scene_runs = instance.get_run_records(dg.RunsFilter(tags={"gpt4scene/run_kind": "scenes"}))
+    assert max_overlap([(r.start_time, r.end_time) for r in scene_runs if r.start_time and r.end_time]) <= 2
+
+
+def failure_messages(instance: dg.DagsterInstance, run_id: str) -> list[str]:
+    """The messages of a run's failure events (for the assertion that its runs succeeded)."""
+    events = [entry.dagster_event for entry in instance.all_logs(run_id) if entry.dagster_event]
+    return [str(event.event_specific_data)[:1500] for event in events if event.is_failure]
+
+
+def max_overlap(intervals: list[tuple[float, float]]) -> int:
+    """The largest number of the (start, end) intervals open at one moment."""
+    edges = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals])
+    open_now = peak = 0
+    for _, step in edges:
+        open_now += step
+        peak = max(peak, open_now)
+    return peak
