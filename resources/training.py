@@ -82,6 +82,7 @@ class TrainingLauncher(dg.ConfigurableResource):
         default="", description="interpreter of the training processes; empty = this one (local), 'python' (ray, k8s)"
     )
     ray_address: str = Field(default="", description="Ray dashboard address of the cluster, http://head:8265")
+    ray_gpus: bool = Field(default=True, description="ray: request one GPU per process (false on a CPU cluster)")
     k8s_image: str = Field(default="gpt4scene:latest", description="container image holding this project")
     k8s_namespace: str = Field(default="default")
     k8s_gpus_per_node: int = Field(default=8, description="nvidia.com/gpu per pod")
@@ -154,7 +155,7 @@ class TrainingLauncher(dg.ConfigurableResource):
         command = self.command(run, self.python or "python", nproc, "127.0.0.1", self.master_port or 29500)
         return {
             "entrypoint": shlex.join(command),
-            "entrypoint_num_gpus": nproc if self.nproc_per_node > 0 else 0,
+            "entrypoint_num_gpus": nproc if self.nproc_per_node > 0 and self.ray_gpus else 0,
             "entrypoint_num_cpus": 1,
             "runtime_env": {"env_vars": dict(OFFLINE_ENV)},
             "metadata": {"gpt4scene/run_dir": str(run.run_dir)},
