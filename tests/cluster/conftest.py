@@ -5,6 +5,7 @@ server and a second node with its own resources), and a PostgreSQL server in a t
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -53,7 +54,7 @@ def free_port() -> int:
 
 @dataclass
 class RayNode:
-    """One ``ray start --block`` process group (its raylet, agents and workers)."""
+    """One ``ray start --block`` process: its raylet and agents in its process group, its workers below it."""
 
     process: subprocess.Popen
     resources: dict[str, float]
@@ -111,8 +112,6 @@ class RayCluster:
 
     def add_node(self, resources: dict[str, float]) -> RayNode:
         """A further node of one CPU and ``resources``, joined to the head."""
-        import json
-
         return self._start([f"--address={self.gcs_address}", f"--resources={json.dumps(resources)}"], resources)
 
     def _start(self, role_args: list[str], resources: dict[str, float]) -> RayNode:
@@ -131,10 +130,14 @@ class RayCluster:
             "--disable-usage-stats",
             *role_args,
         ]
-        log = open(self.temp_dir / f"node-{len(self.nodes)}.log", "wb")  # noqa: SIM115  (kept for the node's life)
-        process = subprocess.Popen(
-            command, env={**os.environ, **RAY_PROCESS_ENV}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
+        with open(self.temp_dir / f"node-{len(self.nodes)}.log", "wb") as log:  # the node writes to its own copy
+            process = subprocess.Popen(
+                command,
+                env={**os.environ, **RAY_PROCESS_ENV},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         node = RayNode(process, resources)
         self.nodes.append(node)
         self.wait_for_nodes(len([n for n in self.nodes if n.process.poll() is None]))

@@ -131,13 +131,13 @@ def test_queued_runs_keep_the_run_queue_limits_with_the_daemon(pg, tmp_path):
     }
     run_ids = {name: str(uuid.uuid4()) for name in runs}
     config = json.dumps({"ops": {"visual_prompts": {"config": {"n_frames": 8}}}})
-    daemon_log = open(tmp_path / "daemon.log", "wb")  # noqa: SIM115  (closed with the daemon)
-    daemon = subprocess.Popen(
-        [DAGSTER_DAEMON, "run", "-w", WORKSPACE],
-        cwd=instance.root_directory,
-        stdout=daemon_log,
-        stderr=subprocess.STDOUT,
-    )
+    with open(tmp_path / "daemon.log", "wb") as daemon_log:  # the daemon writes to its own copy
+        daemon = subprocess.Popen(
+            [DAGSTER_DAEMON, "run", "-w", WORKSPACE],
+            cwd=instance.root_directory,
+            stdout=daemon_log,
+            stderr=subprocess.STDOUT,
+        )
     try:
         launches = [
             subprocess.Popen(
@@ -160,7 +160,6 @@ def test_queued_runs_keep_the_run_queue_limits_with_the_daemon(pg, tmp_path):
             daemon.wait(timeout=30)
         except subprocess.TimeoutExpired:
             daemon.kill()
-        daemon_log.close()
     records = {name: instance.get_run_records(dg.RunsFilter(run_ids=[run_id]))[0] for name, run_id in run_ids.items()}
     assert {name: record.dagster_run.status for name, record in records.items()} == dict.fromkeys(
         runs, dg.DagsterRunStatus.SUCCESS
