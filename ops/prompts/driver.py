@@ -42,13 +42,14 @@ from ops.scannet.scene import Frame, open_scene
 
 STAGES = ("point_cloud", "instance_masks", "bev_image", "marked_frames")
 BEV_BLANK_FRACTION = 0.05  # a BEV with fewer non-background pixels than this counts as blank
-# UI previews go into the event log with every materialisation: together at most ~22 KB of JPEG (~30 KB as base64)
-# a scene. Each is encoded at the first quality that fits its budget.
-PREVIEW_JPEG_QUALITIES = (85, 75, 65, 55, 45)
+# UI previews go into the event log with every materialisation: together ~13 KB of JPEG (~18 KB as base64) a scene,
+# which with the scene's other events keeps a rebuild near 30 KB of event log a scene. Each is encoded at the first
+# quality that fits its budget (else the lowest).
+PREVIEW_JPEG_QUALITIES = (85, 75, 65, 55, 45, 35)
 PREVIEW_BEV_SIDE = 288  # px, long side of the BEV preview
-PREVIEW_BEV_MAX_BYTES = 8_000
-PREVIEW_SHEET_WIDTH = 512  # px, the contact sheet: the first 8 marked frames in 2 rows of 4, 4 px apart
-PREVIEW_SHEET_MAX_BYTES = 14_000
+PREVIEW_BEV_MAX_BYTES = 6_500
+PREVIEW_SHEET_WIDTH = 384  # px, the contact sheet: the first 8 marked frames in 2 rows of 4, 4 px apart
+PREVIEW_SHEET_MAX_BYTES = 6_000
 _SHEET_GAP = 4
 _SHEET_CELL = (PREVIEW_SHEET_WIDTH - 3 * _SHEET_GAP) // 4  # long side of a cell
 
