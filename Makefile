@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 WITH_ENV := $(PY) -m resources.environment
 export PYTHONUNBUFFERED := 1
 
-.PHONY: venv demo test bench ui clean format
+.PHONY: venv demo test bench bench-scale ui clean format
 
 format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
@@ -38,6 +38,12 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(WITH_ENV) $(PY) -m pytest tests/benchmarks -s -v
+
+# The orchestration at ScanNet size (tests/benchmarks/bench_scale.py): e.g. make bench-scale BENCH_SCALE="--scenes 200"
+# or "--scannet-size"; on PostgreSQL when GPT4SCENE_PG_URL is set.
+BENCH_SCALE ?= --scenes 1513
+bench-scale: $(STAMP)
+	$(WITH_ENV) $(PY) tests/benchmarks/bench_scale.py $(BENCH_SCALE)
 
 ui: $(STAMP)
 	$(VENV)/bin/gpt4scene ui
