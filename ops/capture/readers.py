@@ -278,3 +278,21 @@ def check_capture_dir(capture_dir: str | Path) -> list[str]:
         needed = ["color", "depth", "intrinsic/intrinsic_depth.txt"]
         return [f"missing {part} (exported frames)" for part in needed if not (capture_dir / part).exists()]
     return []
+
+
+def discover_captures(captures_dir: Path) -> tuple[list[str], dict[str, list[str]]]:
+    """``(valid capture names sorted, {invalid folder: problems})`` under ``captures_dir`` (hidden entries and
+    plain files ignored; a missing folder has none)."""
+    valid: list[str] = []
+    invalid: dict[str, list[str]] = {}
+    if not captures_dir.is_dir():
+        return valid, invalid
+    for entry in sorted(captures_dir.iterdir()):
+        if entry.name.startswith(".") or not entry.is_dir():
+            continue
+        problems = check_capture_dir(entry)
+        if problems:
+            invalid[entry.name] = problems
+        else:
+            valid.append(entry.name)
+    return valid, invalid
