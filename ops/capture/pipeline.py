@@ -41,7 +41,7 @@ from ops.prompts.instances import Instances, instances_from_clusters
 from ops.prompts.pointcloud import pointcloud_from_fusion
 from ops.prompts.proposals import instances_from_proposals
 from ops.prompts.writer import encode_jpeg, write_bev, write_frames, write_instances
-from ops.scannet.scene import Frame
+from ops.scannet.frame_sources import Frame
 
 CaptureInstanceSource = Literal["clusters", "proposals"]
 

@@ -14,14 +14,13 @@ Frames: every pose ``Capture`` hands out is camera-to-world with **OpenCV camera
 forward)**, as ScanNet stores them: a Nerfstudio pose becomes ``c2w_gl @ diag(1, -1, -1, 1)``. The world frame is
 the capture's own (any origin, any up axis) until ``with_alignment(A)`` is given the floor alignment
 (``ops.capture.alignment``); then poses are ``A @ c2w``: metres, +Z up, floor at z = 0, like the scans' aligned
-frame. A frame whose pose has a non-finite entry is invalid, as in ScanNet.
+frame. A frame whose pose is not finite and rigid is invalid, as in ScanNet (``PosedFrames``).
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -33,8 +32,7 @@ from PIL import Image
 from ops.core.errors import SceneInputError
 from ops.core.textfile import read_utf8_text
 from ops.prompts.frames import scale_intrinsics
-from ops.scannet.frame_sources import ExportedFrames, SensFrames
-from ops.scannet.scene import Frame
+from ops.scannet.frame_sources import ExportedFrames, PosedFrames, SensFrames
 from ops.scannet.scene_id import SCENE_ID_PATTERN, validate_scene_id
 
 CAPTURE_LAYOUTS = ("nerfstudio", "sens", "exported")
@@ -174,7 +172,7 @@ def capture_layout(capture_dir: Path) -> str | None:
     return None
 
 
-class Capture:
+class Capture(PosedFrames):
     """One capture folder; poses are OpenCV camera-to-world in the capture's world, or aligned once
     ``with_alignment`` was given the floor alignment (module docstring). Frames are decoded one at a time."""
 
@@ -197,66 +195,14 @@ class Capture:
         """The same capture whose poses are ``aligned_from_world @ c2w``."""
         return Capture(self.dir, aligned_from_world)
 
-    def __enter__(self) -> Capture:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self._frames.close()
+    @property
+    def pose_alignment(self) -> np.ndarray:
+        return self.aligned_from_world
 
     @property
     def frames_path(self) -> Path:
         """Where the frames come from (the transforms file, the ``.sens``, or ``pose/``)."""
-        if isinstance(self._frames, NerfstudioFrames):
-            return self._frames.path
-        return self._frames.path if isinstance(self._frames, SensFrames) else self.dir / "pose"
-
-    @property
-    def num_frames(self) -> int:
-        return len(self._frames.raw_poses)
-
-    @property
-    def color_intrinsics(self) -> np.ndarray:
-        return self._frames.color_intrinsics
-
-    @property
-    def depth_intrinsics(self) -> np.ndarray:
-        return self._frames.depth_intrinsics
-
-    @property
-    def depth_shift(self) -> float:
-        return float(self._frames.depth_shift)
-
-    @property
-    def color_size(self) -> tuple[int, int]:
-        return self._frames.color_size
-
-    @property
-    def depth_size(self) -> tuple[int, int]:
-        return self._frames.depth_size
-
-    def valid_frame_mask(self) -> np.ndarray:
-        """bool [N]: frames whose pose is entirely finite."""
-        return np.isfinite(self._frames.raw_poses).all(axis=(1, 2))
-
-    def poses(self) -> np.ndarray:
-        """Camera-to-world float64 [N,4,4], OpenCV axes, aligned if an alignment was given; invalid: ``-inf``."""
-        valid = self.valid_frame_mask()
-        out = np.full((self.num_frames, 4, 4), -np.inf)
-        out[valid] = np.einsum("ij,njk->nik", self.aligned_from_world, self._frames.raw_poses[valid])
-        return out
-
-    def read_frames(self, indices: Iterable[int], colour: bool = True) -> list[Frame]:
-        """Decode the requested frames (``Frame``: RGB, uint16 depth, pose as ``poses()``); invalid ones refused."""
-        poses = self.poses()
-        out = []
-        for index in (int(i) for i in indices):
-            if not 0 <= index < self.num_frames or not np.isfinite(poses[index]).all():
-                raise SceneInputError(self.scene_id, self.frames_path, f"frame {index} is out of range or invalid")
-            out.append(Frame(index, *self._frames.decode(index, colour), poses[index].copy()))
-        return out
+        return self.dir / "pose" if isinstance(self._frames, ExportedFrames) else self._frames.path
 
 
 def open_capture(capture_dir: str | Path) -> Capture:

@@ -38,7 +38,8 @@ from ops.prompts.instances import Instances, instances_from_clusters, instances_
 from ops.prompts.pointcloud import pointcloud_from_fusion, pointcloud_from_mesh
 from ops.prompts.proposals import instances_from_proposals
 from ops.prompts.writer import encode_jpeg, write_bev, write_frames, write_instances, write_pointcloud
-from ops.scannet.scene import Frame, open_scene
+from ops.scannet.frame_sources import Frame
+from ops.scannet.scene import open_scene
 
 STAGES = ("point_cloud", "instance_masks", "bev_image", "marked_frames")
 BEV_BLANK_FRACTION = 0.05  # a BEV with fewer non-background pixels than this counts as blank

@@ -1,14 +1,19 @@
 """Where a scene's RGB-D frames come from: its ``.sens`` file or SensReader's exported folder.
 
 Both sources answer the same questions (raw poses, intrinsics, image sizes, depth shift) and decode one frame at a
-time; ``ops.scannet.scene.ScanNetScene`` picks one and applies the axis alignment.
+time (the ``FrameSource`` protocol; ``ops.capture.readers.NerfstudioFrames`` is a third). ``PosedFrames`` is the
+camera and frame side that ``ops.scannet.scene.ScanNetScene`` and ``ops.capture.readers.Capture`` share: one source,
+its poses mapped by one 4x4 into the frame the pipeline works in (the axis alignment, or a capture's floor alignment).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Protocol
 
 import cv2
 import numpy as np
@@ -19,6 +24,36 @@ from ops.core.textfile import regular_file
 from ops.scannet.sens import SensReader
 
 EXPORTED_DEPTH_SHIFT = 1000.0  # SensReader's export writes depth PNGs in millimetres
+RIGID_DET_TOLERANCE = 0.01  # |det(R) - 1| of a valid pose; ScanNet's float32 rotations are within 1e-6
+
+
+@dataclass
+class Frame:
+    """One RGB-D frame: ``index`` in the scene, ``rgb`` uint8 [H,W,3] (None when read without colour), ``depth``
+    uint16 [h,w], aligned 4x4 pose."""
+
+    index: int
+    rgb: np.ndarray | None
+    depth: np.ndarray
+    pose: np.ndarray
+
+
+class FrameSource(Protocol):
+    """What a frame source answers: raw camera-to-world poses [N,4,4] (OpenCV camera axes), cameras, and one
+    decoded frame at a time."""
+
+    raw_poses: np.ndarray
+    color_intrinsics: np.ndarray
+    depth_intrinsics: np.ndarray
+    depth_shift: float
+    color_size: tuple[int, int]
+    depth_size: tuple[int, int]
+
+    def frame_file(self, index: int) -> Path: ...
+
+    def decode(self, index: int, colour: bool = True) -> tuple[np.ndarray | None, np.ndarray]: ...
+
+    def close(self) -> None: ...
 
 
 def _read_matrix_txt(path: Path, scene_id: str, shape: tuple[int, int]) -> np.ndarray:
@@ -185,3 +220,106 @@ class ExportedFrames:
 
     def close(self) -> None:
         pass
+
+
+class PosedFrames:
+    """The camera and frame side of a scan or capture: ``_frames`` (a ``FrameSource``) with its raw poses mapped by
+    ``pose_alignment`` (4x4, world → the pipeline's frame). Subclasses set ``scene_id`` and ``_frames`` and name
+    ``frames_path``.
+
+    A frame is valid when its stored pose is entirely finite and rigid (rotation determinant 1), so an all-zero or
+    otherwise singular pose is invalid like ScanNet's ``-inf`` marker."""
+
+    scene_id: str
+    _frames: FrameSource
+
+    @property
+    def pose_alignment(self) -> np.ndarray:
+        """4x4 float64 applied to every raw camera-to-world pose."""
+        raise NotImplementedError
+
+    @property
+    def frames_path(self) -> Path:
+        """Where the frames come from (named in errors)."""
+        raise NotImplementedError
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the frame source (a ``.sens`` file) if it was opened."""
+        self._frames.close()
+
+    @property
+    def num_frames(self) -> int:
+        return len(self._frames.raw_poses)
+
+    @property
+    def color_intrinsics(self) -> np.ndarray:
+        """3x3 float64, pixels of the colour image."""
+        return self._frames.color_intrinsics
+
+    @property
+    def depth_intrinsics(self) -> np.ndarray:
+        """3x3 float64, pixels of the depth image."""
+        return self._frames.depth_intrinsics
+
+    @property
+    def depth_shift(self) -> float:
+        """Depth units per metre (1000: depth in millimetres)."""
+        return float(self._frames.depth_shift)
+
+    @property
+    def color_size(self) -> tuple[int, int]:
+        """``(width, height)`` of the colour images."""
+        return self._frames.color_size
+
+    @property
+    def depth_size(self) -> tuple[int, int]:
+        """``(width, height)`` of the depth images."""
+        return self._frames.depth_size
+
+    @cached_property
+    def _valid(self) -> np.ndarray:
+        poses = self._frames.raw_poses
+        finite = np.isfinite(poses).all(axis=(1, 2))
+        rigid = np.zeros_like(finite)
+        rigid[finite] = np.abs(np.linalg.det(poses[finite, :3, :3]) - 1.0) < RIGID_DET_TOLERANCE
+        return finite & rigid
+
+    @cached_property
+    def _aligned_poses(self) -> np.ndarray:
+        aligned = np.full((self.num_frames, 4, 4), -np.inf)
+        aligned[self._valid] = np.einsum("ij,njk->nik", self.pose_alignment, self._frames.raw_poses[self._valid])
+        return aligned
+
+    def valid_frame_mask(self) -> np.ndarray:
+        """bool [N]: frames whose stored pose is finite and rigid (class docstring)."""
+        return self._valid.copy()
+
+    def poses(self) -> np.ndarray:
+        """Aligned camera-to-world poses float64 [N,4,4] (``pose_alignment @ pose``); invalid frames are ``-inf``."""
+        return self._aligned_poses.copy()
+
+    def read_frames(self, indices: Iterable[int], colour: bool = True) -> list[Frame]:
+        """Decode only the requested frames; an out-of-range index or an invalid pose is refused.
+
+        With ``colour=False`` only the depth is decoded and ``Frame.rgb`` is None (depth tests need no colour)."""
+        indices = [int(i) for i in indices]
+        valid = self._valid
+        for index in indices:
+            if not 0 <= index < self.num_frames:
+                raise SceneInputError(
+                    self.scene_id, self.frames_path, f"frame {index} out of range (0..{self.num_frames - 1})"
+                )
+            if not valid[index]:
+                raise SceneInputError(
+                    self.scene_id,
+                    self._frames.frame_file(index),
+                    f"frame {index} has a non-finite pose (invalid frame)",
+                )
+        poses = self._aligned_poses
+        return [Frame(index, *self._frames.decode(index, colour), poses[index].copy()) for index in indices]

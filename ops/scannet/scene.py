@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -34,23 +33,11 @@ from ops.scannet.annotations import (
     read_segs,
     vertex_object_ids,
 )
-from ops.scannet.frame_sources import ExportedFrames, SensFrames
+from ops.scannet.frame_sources import ExportedFrames, PosedFrames, SensFrames
 from ops.scannet.ply import Mesh, read_mesh_ply
 from ops.scannet.scene_id import SCENE_ID_PATTERN, validate_scene_id
 
 MAX_INVALID_LISTED = 50
-RIGID_DET_TOLERANCE = 0.01  # |det(R) - 1| of a valid pose; ScanNet's float32 rotations are within 1e-6
-
-
-@dataclass
-class Frame:
-    """One RGB-D frame: ``index`` in the scene, ``rgb`` uint8 [H,W,3] (None when read without colour), ``depth``
-    uint16 [h,w], aligned 4x4 pose."""
-
-    index: int
-    rgb: np.ndarray | None
-    depth: np.ndarray
-    pose: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -77,7 +64,7 @@ def scene_files(scene_dir: Path, scene_id: str) -> SceneFiles:
     )
 
 
-class ScanNetScene:
+class ScanNetScene(PosedFrames):
     """One ScanNet scene folder (``.sens`` or exported frames). Opening reads ``<scene>.txt`` only.
 
     Holds the ``.sens`` open once frames were read: use it as a context manager or call ``close()``.
@@ -99,98 +86,20 @@ class ScanNetScene:
         else:
             raise SceneInputError(self.scene_id, self.files.sens, "missing, and no exported pose/ folder either")
 
-    def __enter__(self) -> ScanNetScene:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Close the ``.sens`` file if it was opened."""
-        self._frames.close()
-
-    # -- cameras and frames ----------------------------------------------------------------------------------
+    # -- cameras and frames (``PosedFrames``) ---------------------------------------------------------------
     @property
     def axis_alignment(self) -> np.ndarray:
         """4x4 float64 ``axisAlignment`` (identity when ``<scene>.txt`` has none)."""
         return self.meta.axis_alignment
 
     @property
+    def pose_alignment(self) -> np.ndarray:
+        return self.meta.axis_alignment
+
+    @property
     def frames_path(self) -> Path:
         """Where the frames come from: the ``.sens`` file, or the exported ``pose/`` folder."""
         return self.files.sens if self.source == "sens" else self.files.poses
-
-    @property
-    def num_frames(self) -> int:
-        return len(self._frames.raw_poses)
-
-    @property
-    def color_intrinsics(self) -> np.ndarray:
-        """3x3 float64, pixels of the colour image."""
-        return self._frames.color_intrinsics
-
-    @property
-    def depth_intrinsics(self) -> np.ndarray:
-        """3x3 float64, pixels of the depth image."""
-        return self._frames.depth_intrinsics
-
-    @property
-    def depth_shift(self) -> float:
-        """Depth units per metre (1000: depth in millimetres)."""
-        return self._frames.depth_shift
-
-    @property
-    def color_size(self) -> tuple[int, int]:
-        """``(width, height)`` of the colour images."""
-        return self._frames.color_size
-
-    @property
-    def depth_size(self) -> tuple[int, int]:
-        """``(width, height)`` of the depth images."""
-        return self._frames.depth_size
-
-    @cached_property
-    def _valid(self) -> np.ndarray:
-        poses = self._frames.raw_poses
-        finite = np.isfinite(poses).all(axis=(1, 2))
-        rigid = np.zeros_like(finite)
-        rigid[finite] = np.abs(np.linalg.det(poses[finite, :3, :3]) - 1.0) < RIGID_DET_TOLERANCE
-        return finite & rigid
-
-    @cached_property
-    def _aligned_poses(self) -> np.ndarray:
-        aligned = np.full((self.num_frames, 4, 4), -np.inf)
-        aligned[self._valid] = np.einsum("ij,njk->nik", self.axis_alignment, self._frames.raw_poses[self._valid])
-        return aligned
-
-    def valid_frame_mask(self) -> np.ndarray:
-        """bool [N]: frames whose stored pose is entirely finite and rigid (rotation determinant 1, so an all-zero or
-        otherwise singular pose is invalid like ScanNet's ``-inf`` marker)."""
-        return self._valid.copy()
-
-    def poses(self) -> np.ndarray:
-        """Aligned camera-to-world poses float64 [N,4,4] (``A @ pose``); invalid frames are all ``-inf``."""
-        return self._aligned_poses.copy()
-
-    def read_frames(self, indices: Iterable[int], colour: bool = True) -> list[Frame]:
-        """Decode only the requested frames; an out-of-range index or a non-finite pose is refused.
-
-        With ``colour=False`` only the depth is decoded and ``Frame.rgb`` is None (depth tests need no colour)."""
-        indices = [int(i) for i in indices]
-        valid = self._valid
-        for index in indices:
-            if not 0 <= index < self.num_frames:
-                raise SceneInputError(
-                    self.scene_id, self.frames_path, f"frame {index} out of range (0..{self.num_frames - 1})"
-                )
-            if not valid[index]:
-                raise SceneInputError(
-                    self.scene_id,
-                    self._frames.frame_file(index),
-                    f"frame {index} has a non-finite pose (invalid frame)",
-                )
-        poses = self._aligned_poses
-        return [Frame(index, *self._frames.decode(index, colour), poses[index].copy()) for index in indices]
 
     # -- mesh and objects ------------------------------------------------------------------------------------
     @cached_property
