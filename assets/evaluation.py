@@ -11,8 +11,12 @@ Layout under the storage root (``ops.core.layout.EvaluationLayout``; docs/ARCHIT
     evaluation/scores/<experiment>/scores.md                the run beside the paper's numbers
 
 A run resumes its chunk files only when its model fingerprint, eval-set data version and generation settings are
-unchanged; otherwise its folder is cleared first (``ops.model.evaluation``). Data versions are content hashes of the
-merged predictions and of the scores (``ops.metrics.scoring``). Nothing here writes another experiment's files.
+unchanged; otherwise its folder is cleared first (``ops.model.evaluation``). A zero-shot experiment (an
+``endpoint`` in its file) has no checkpoint: its `predictions` send the eval rows to its OpenAI-compatible endpoint
+(``ops.model.evaluation.answer_zero_shot``; only ``limit`` and ``max_new_tokens`` of the config apply), its identity
+is the endpoint and model name, and the API key is read from the environment variable the file names, never shown.
+Data versions are content hashes of the merged predictions and of the scores (``ops.metrics.scoring``). Nothing here
+writes another experiment's files.
 """
 
 import time
@@ -35,11 +39,11 @@ from ops.metrics.scoring import (
     read_experiment_scores,
     score_experiment,
 )
-from ops.model.evaluation import answer_experiment, answers_markdown
+from ops.model.evaluation import answer_experiment, answer_zero_shot, answers_markdown
 from ops.model.inference import InferenceSettings
 from resources.config import settings_config
 from resources.storage import StorageRoot
-from resources.training import BaseModelSource
+from resources.training import PROJECT_DIR, BaseModelSource
 
 _INFERENCE_FIELDS = ("batch_size", "max_new_tokens", "image_max_side", "num_chunks")
 
@@ -60,12 +64,14 @@ class PredictionsConfig(settings_config(InferenceSettings, names=_INFERENCE_FIEL
 def build_evaluation_assets(experiments: Experiments) -> list[dg.AssetsDefinition]:
     """`predictions` and `eval_scores` with one partition per experiment of ``experiments``."""
     partitions = experiment_partitions(experiments)
-    base_names = [name for name, experiment in experiments.items() if not experiment.trains]
+    base_names = [name for name, experiment in experiments.items() if experiment.kind == "base"]
+    # Zero-shot experiments have no `checkpoint` partition: only the others depend on theirs.
+    with_checkpoint = dg.StaticPartitionMapping({n: n for n, e in experiments.items() if e.endpoint is None})
 
     @dg.asset(
         partitions_def=partitions,
         deps=[
-            "checkpoint",
+            dg.AssetDep("checkpoint", partition_mapping=with_checkpoint),
             "base_model",
             dg.AssetDep("eval_sets", partition_mapping=variant_mapping(experiments, trained_only=False)),
         ],
@@ -78,9 +84,31 @@ def build_evaluation_assets(experiments: Experiments) -> list[dg.AssetsDefinitio
         storage: StorageRoot,
         base_model_source: BaseModelSource,
     ) -> dg.MaterializeResult:
-        """Greedy answers of the experiment's latest checkpoint version (the base model for the base experiment)
-        on the eval set of its data variant: `evaluation/predictions/<experiment>/` (batched, resumable, chunked)."""
+        """Greedy answers of the experiment's latest checkpoint version (the base model for the base experiment, the
+        endpoint for a zero-shot one) on the eval set of its data variant: `evaluation/predictions/<experiment>/`
+        (batched, resumable, chunked)."""
         experiment = experiments[context.partition_key]
+        if experiment.endpoint is not None:
+            zero_shot = answer_zero_shot(
+                storage.layout, experiment, config.settings(), PROJECT_DIR, log=context.log.info
+            )
+            run = zero_shot.answered
+            return dg.MaterializeResult(
+                metadata={
+                    "experiment": experiment.name,
+                    "checkpoint_version": run.checkpoint,
+                    "endpoint": zero_shot.base_url,
+                    "endpoint_model": zero_shot.model,
+                    "eval_set": run.variant,
+                    "num_rows": run.rows,
+                    "generated": run.generated,
+                    "retried": zero_shot.retried,
+                    "samples_per_second": run.samples_per_second,
+                    "path": dg.MetadataValue.path(run.predictions),
+                    "preview": dg.MetadataValue.md(answers_markdown(run.predictions)),
+                },
+                data_version=dg.DataVersion(run.sha256),
+            )
         base_dir = storage.base_model_dir(base_model_source.model_dir)
         run = answer_experiment(storage.layout, experiment, base_dir, config.settings(), log=context.log.info)
         return dg.MaterializeResult(
@@ -134,7 +162,7 @@ def build_evaluation_assets(experiments: Experiments) -> list[dg.AssetsDefinitio
             data_version=dg.DataVersion(scored.data_version),
             check_results=[
                 _all_scored_check(scored),
-                _beats_base_check(storage, scored, experiment.trains, base_names),
+                _beats_base_check(storage, scored, experiment.kind == "base", base_names),
             ],
         )
 
@@ -150,9 +178,9 @@ def _all_scored_check(scored: ExperimentScores) -> dg.AssetCheckResult:
 
 
 def _beats_base_check(
-    storage: StorageRoot, scored: ExperimentScores, trains: bool, base_names: list[str]
+    storage: StorageRoot, scored: ExperimentScores, is_base: bool, base_names: list[str]
 ) -> dg.AssetCheckResult:
-    if not trains:
+    if is_base:
         return dg.AssetCheckResult(
             check_name="beats_base_model", passed=True, metadata={"note": "this is the base-model experiment"}
         )

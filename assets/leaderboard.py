@@ -3,8 +3,9 @@
 Unpartitioned, downstream of every `eval_scores` partition. Writes ``evaluation/leaderboard.md``, ``.csv`` and
 ``.json`` (``ops.model.leaderboard``) and shows the table as markdown in the UI. Columns: the headline metric of each
 benchmark (x100) and the checkpoint's lineage: train-shard data version, number of train scenes, recipe hash,
-base-model fingerprint, code commit and date. GPT4Scene's published rows and its 2026 peers close the table
-(docs/REFERENCE.md §2.12-2.13).
+base-model fingerprint, code commit and date. A zero-shot experiment is its own row (kind ``zero-shot``): no train
+shards, scenes or recipe, and the endpoint's model and base URL where the base-model fingerprint would be. GPT4Scene's
+published rows and its 2026 peers close the table (docs/REFERENCE.md §2.12-2.13).
 """
 
 import dagster as dg
@@ -25,7 +26,7 @@ def build_leaderboard_asset(experiments: Experiments) -> dg.AssetsDefinition:
         return dg.MaterializeResult(
             metadata={
                 "leaderboard": dg.MetadataValue.md(board.markdown()),
-                "experiments": sum(row.kind == "ours" for row in board.rows),
+                "experiments": sum(row.kind != "published" for row in board.rows),
                 "csv": dg.MetadataValue.path(str(storage.evaluation.leaderboard("csv"))),
                 "json": dg.MetadataValue.path(str(storage.evaluation.leaderboard("json"))),
             },

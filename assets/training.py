@@ -10,7 +10,8 @@ materialisation fine-tunes the base model on the experiment's shards through the
 deepspeed via Dagster Pipes, locally, on Ray or as a k8s Job) and publishes the next version
 ``<root>/models/checkpoints/<experiment>/v0001, v0002, ...`` (layout in ``ops.model.training.checkpoint``); it never
 touches another experiment or an earlier version, and keeps the last ``keep_versions`` (pruning is logged). An
-experiment with ``train: false`` (the untrained base model) publishes a version holding only ``lineage.json``.
+experiment with ``train: false`` (the untrained base model) publishes a version holding only ``lineage.json``; a
+zero-shot experiment (an ``endpoint`` in its file) has no partition here: an endpoint answers its eval set.
 Lineage: the inputs' data versions are the variant's shards and the base model, so Dagster marks exactly the
 experiments on a rebuilt variant stale; the partition's data version hashes the experiment, shards and base model;
 ``lineage.json`` (also the `lineage` metadata) records the train scenes with their per-scene data and code versions.
@@ -156,14 +157,16 @@ def _base_checks() -> list[dg.AssetCheckResult]:
 
 
 def build_checkpoint_asset(experiments: Experiments) -> dg.AssetsDefinition:
-    """The `checkpoint` asset with one partition per experiment of ``experiments`` (and its checks as specs)."""
+    """The `checkpoint` asset with one partition per experiment of ``experiments`` that has no endpoint (zero-shot
+    experiments train nothing and load no model), and its checks as specs."""
+    experiments = {name: e for name, e in experiments.items() if e.endpoint is None}
 
     @dg.asset(
         name="checkpoint",
         partitions_def=experiment_partitions(experiments),
         deps=[
             dg.AssetDep(SHARDS_KEY, partition_mapping=variant_mapping(experiments, trained_only=True)),
-            dg.AssetDep(RECIPE_KEY),
+            dg.AssetDep(RECIPE_KEY, partition_mapping=dg.StaticPartitionMapping({n: n for n in experiments})),
             base_model,
         ],
         pool="gpu_train",

@@ -151,9 +151,13 @@ def test_definitions_partition_training_and_evaluation_by_experiment():
     from pipelines.definitions import defs
 
     graph = defs.resolve_asset_graph()
-    experiments = sorted(load_experiments(EXPERIMENTS))
-    for asset in ("checkpoint", "predictions", "eval_scores"):
-        assert graph.get(dg.AssetKey(asset)).partitions_def.get_partition_keys() == experiments
+    experiments = load_experiments(EXPERIMENTS)
+    for asset in ("predictions", "eval_scores"):
+        assert graph.get(dg.AssetKey(asset)).partitions_def.get_partition_keys() == sorted(experiments)
+    # A zero-shot experiment (an endpoint) trains nothing: it has no checkpoint partition.
+    trained_or_base = sorted(name for name, e in experiments.items() if e.kind != "zero_shot")
+    assert trained_or_base != sorted(experiments)
+    assert graph.get(dg.AssetKey("checkpoint")).partitions_def.get_partition_keys() == trained_or_base
     assert graph.get(dg.AssetKey("checkpoint")).pools == {"gpu_train"}
     assert graph.get(dg.AssetKey("leaderboard")).partitions_def is None
     assert dg.AssetKey("eval_scores") in graph.get(dg.AssetKey("leaderboard")).parent_keys

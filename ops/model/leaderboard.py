@@ -2,7 +2,11 @@
 
 One row per experiment that has scores (``evaluation/scores/<experiment>/summary.json``): its headline metric on each
 benchmark (x100) and the lineage of the checkpoint version scored, read from that version's ``lineage.json``: train
-shard data version, number of train scenes, recipe hash, base-model fingerprint, code commit and date. Then
+shard data version, number of train scenes, recipe hash, base-model fingerprint, code commit and date. A zero-shot
+experiment (an endpoint, no checkpoint) is a row of kind ``zero-shot``: version ``endpoint``, fine-tuning
+``zero-shot``, no train shards, scenes or recipe, and in the base-model column the endpoint's model name and base URL
+(``model @ url``, shown whole) instead of a fingerprint; its code commit and date are those of its prediction run
+(``evaluation/predictions/<experiment>/run.json``). Then
 GPT4Scene's published rows and its 2026 peers (``ops.metrics.report.PUBLISHED_ROWS``, docs/REFERENCE.md §2.12-2.13)
 for reference. This is the paper's ablation table, built from real runs. Written as ``evaluation/leaderboard.md``,
 ``.csv`` and ``.json``.
@@ -43,7 +47,8 @@ SHORT = 12  # characters of a hash shown in the tables (the JSON keeps them whol
 
 @dataclass(frozen=True)
 class LeaderboardRow:
-    """One row: an experiment's checkpoint version (``kind`` "ours") or a published system ("published")."""
+    """One row: an experiment's checkpoint version (``kind`` "ours"), a zero-shot experiment's endpoint
+    ("zero-shot") or a published system ("published")."""
 
     kind: str
     experiment: str
@@ -55,7 +60,7 @@ class LeaderboardRow:
     train_shards: str | None
     train_scenes: int | None
     recipe_hash: str | None
-    base_model: str | None
+    base_model: str | None  # fingerprint; for a zero-shot row "model @ base URL"
     code_commit: str | None
     date: str | None
 
@@ -74,7 +79,7 @@ class LeaderboardRow:
             short(self.train_shards),
             "–" if self.train_scenes is None else str(self.train_scenes),
             short(self.recipe_hash),
-            short(self.base_model),
+            (self.base_model or "–") if self.kind == "zero-shot" else short(self.base_model),
             short(self.code_commit),
             self.date or "–",
         ]
@@ -111,6 +116,8 @@ def experiment_row(layout: StorageLayout, experiment: Mapping[str, Any]) -> Lead
     scored = read_experiment_scores(layout, experiment["name"])
     if scored is None:
         return None
+    if "endpoint" in experiment:
+        return _zero_shot_row(layout, experiment, scored.run.checkpoint, scored.headline)
     lineage_file = layout.models.checkpoint(experiment["name"], scored.run.checkpoint) / LINEAGE_FILE
     lineage = json.loads(lineage_file.read_text()) if lineage_file.is_file() else {}
     shards = lineage.get("shards") or {}
@@ -128,6 +135,29 @@ def experiment_row(layout: StorageLayout, experiment: Mapping[str, Any]) -> Lead
         base_model=lineage.get("base_model", {}).get("fingerprint"),
         code_commit=lineage.get("code_commit"),
         date=lineage.get("created"),
+    )
+
+
+def _zero_shot_row(
+    layout: StorageLayout, experiment: Mapping[str, Any], version: str, headline: Mapping[str, float]
+) -> LeaderboardRow:
+    run_file = layout.evaluation.run_record(experiment["name"])
+    run = json.loads(run_file.read_text()) if run_file.is_file() else {}
+    endpoint = run.get("endpoint") or {}
+    return LeaderboardRow(
+        kind="zero-shot",
+        experiment=experiment["name"],
+        version=version,
+        variant=experiment["data_variant"],
+        frames=experiment["num_frames"],
+        finetuning=experiment["finetuning_type"],
+        headline={task: round(100 * value, 2) for task, value in headline.items()},
+        train_shards=None,
+        train_scenes=None,
+        recipe_hash=None,
+        base_model=f"{endpoint['model']} @ {endpoint['base_url']}" if endpoint else None,
+        code_commit=run.get("code_commit"),
+        date=run.get("created"),
     )
 
 

@@ -10,16 +10,22 @@ in docs/ARCHITECTURE.md). Variants: ``marked`` sends grid + BEV, ``no_bev`` the 
 grid of raw frames only (the eval rows' image lists: BEV first for ``marked``).
 
 ``ChatClient`` is a plain OpenAI-compatible HTTP client (stdlib ``urllib``); the Dagster resource
-``resources.vlm_client.OpenAIChatClient`` builds one from configuration.
+``resources.vlm_client.OpenAIChatClient`` builds one from configuration. Over an eval set, ``with_retries`` retries a
+request after a connection error, HTTP 429 or 5xx (``EndpointError.retryable``) with doubling backoff, and
+``run_zero_shot`` keeps at most ``concurrency`` requests in flight while writing answers in eval-set order.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import re
+import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -223,9 +229,17 @@ def postprocess_answer(task: str, text: str) -> str:
 # -- the client and the run ---------------------------------------------------------------------------------------
 
 
+class EndpointError(RuntimeError):
+    """A failed chat request; ``retryable`` for a connection error, a timeout, HTTP 429 or 5xx."""
+
+    def __init__(self, message: str, retryable: bool):
+        super().__init__(message)
+        self.retryable = retryable
+
+
 class ChatClient:
     """An OpenAI-compatible ``/chat/completions`` client. ``base_url`` ends with ``/v1``; the API key is sent as a
-    bearer token and never appears in errors or ``repr``."""
+    bearer token and never appears in errors or ``repr``. Failures raise ``EndpointError``."""
 
     def __init__(self, base_url: str, model: str, api_key: str = "", timeout_s: float = 120.0, max_tokens: int = 128):
         self.base_url = base_url.rstrip("/")
@@ -251,22 +265,70 @@ class ChatClient:
                 reply = json.loads(response.read().decode("utf-8"))
         except urllib.error.HTTPError as exc:
             detail = exc.read().decode("utf-8", "replace")[:500]
-            raise RuntimeError(f"{self.base_url}/chat/completions answered HTTP {exc.code}: {detail}") from None
+            retryable = exc.code == 429 or exc.code >= 500
+            raise EndpointError(
+                f"{self.base_url}/chat/completions answered HTTP {exc.code}: {detail}", retryable
+            ) from None
         except urllib.error.URLError as exc:
-            raise RuntimeError(f"cannot reach {self.base_url}: {exc.reason}") from None
+            raise EndpointError(f"cannot reach {self.base_url}: {exc.reason}", retryable=True) from None
+        except (TimeoutError, ConnectionError, http.client.HTTPException) as exc:
+            raise EndpointError(f"{self.base_url}: {type(exc).__name__}: {exc}", retryable=True) from None
+        except ValueError as exc:
+            raise EndpointError(f"{self.base_url}: the reply is not JSON ({exc})", retryable=False) from None
         try:
             return str(reply["choices"][0]["message"]["content"] or "")
         except (KeyError, IndexError, TypeError) as exc:
-            raise RuntimeError(f"{self.base_url}: not a chat completion ({exc})") from None
+            raise EndpointError(f"{self.base_url}: not a chat completion ({exc})", retryable=False) from None
+
+
+class RetryingCompletion:
+    """``complete`` retried up to ``retries`` more times when it raises a retryable ``EndpointError``, waiting
+    ``backoff_s``, then twice as long before each next try; ``retried`` counts the retries made (thread-safe).
+    Messages logged hold the error, never the request or the key."""
+
+    def __init__(
+        self,
+        complete: Callable[[list[dict[str, Any]]], str],
+        retries: int,
+        backoff_s: float,
+        log: Log = print,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        self._complete, self.retries, self.backoff_s, self._log, self._sleep = complete, retries, backoff_s, log, sleep
+        self._lock = threading.Lock()
+        self.retried = 0
+
+    def __call__(self, messages: list[dict[str, Any]]) -> str:
+        attempt = 0
+        while True:
+            try:
+                return self._complete(messages)
+            except EndpointError as exc:
+                if not exc.retryable or attempt == self.retries:
+                    tries = f"after {attempt + 1} tries" if exc.retryable else "(not retried)"
+                    raise EndpointError(f"{exc} {tries}", exc.retryable) from None
+                wait = self.backoff_s * 2**attempt
+                attempt += 1
+                with self._lock:
+                    self.retried += 1
+                self._log(f"retry {attempt} of {self.retries} in {wait:.2f} s: {exc}")
+                self._sleep(wait)
 
 
 def zero_shot_answerer(
-    complete: Callable[[list[dict[str, Any]]], str], variant: str, root: str | Path | None
+    complete: Callable[[list[dict[str, Any]]], str],
+    variant: str,
+    root: str | Path | None,
+    pool: ThreadPoolExecutor,
 ) -> Callable[[Sequence[EvalRow]], list[str]]:
-    """A batch answerer for ``ops.model.inference.predict``: one chat request per row, answers post-processed."""
+    """A batch answerer for ``ops.model.inference.predict``: one chat request per row on ``pool``'s threads (at most
+    its workers in flight), answers post-processed and in the batch's order."""
+
+    def answer_row(row: EvalRow) -> str:
+        return postprocess_answer(row.task, complete(build_messages(row, variant, root)))
 
     def answer(batch: Sequence[EvalRow]) -> list[str]:
-        return [postprocess_answer(row.task, complete(build_messages(row, variant, root))) for row in batch]
+        return list(pool.map(answer_row, batch))
 
     return answer
 
@@ -281,10 +343,16 @@ def run_zero_shot(
     num_chunks: int = 1,
     chunk_index: int = 0,
     log: Log = print,
+    concurrency: int = 1,
 ) -> InferenceStats:
-    """Zero-shot predictions of an eval set (resumable, chunked, same JSONL as ``ops.model.inference``)."""
+    """Zero-shot predictions of an eval set (resumable, chunked, same JSONL as ``ops.model.inference``).
+
+    Rows go out ``concurrency`` at a time, each batch appended once all its answers are in, in eval-set order, so
+    the file is the same whatever the concurrency; an interrupted run loses at most the batch in flight."""
     rows = chunk_rows(read_eval_rows(eval_dir)[:limit], num_chunks, chunk_index)
-    return predict(rows, zero_shot_answerer(complete, variant, root), out_path, batch_size=1, log=log)
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="zero-shot") as pool:
+        answer = zero_shot_answerer(complete, variant, root, pool)
+        return predict(rows, answer, out_path, batch_size=concurrency, log=log)
 
 
 # -- questions about one prepared scene or capture ----------------------------------------------------------------
