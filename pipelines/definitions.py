@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from assets.ask import ask_answer
 from assets.captures import capture_prompts
 from assets.dataset import DATASET_ASSETS, DATASET_CHECKS
 from assets.evaluation import EVALUATION_ASSETS
@@ -100,6 +101,7 @@ defs = dg.Definitions(
         *EVALUATION_ASSETS,
         leaderboard,
         capture_prompts,
+        ask_answer,
     ],
     asset_checks=DATASET_CHECKS,
     jobs=[

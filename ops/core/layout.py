@@ -8,6 +8,7 @@ classes. The tree (docs/ARCHITECTURE.md, Data contracts):
     <root>/dataset/                      DatasetLayout: samples/ shards/train_<variant>/ eval/val_<variant>/ sharegpt/
     <root>/models/                       ModelsLayout: base/ checkpoints/<experiment>/<version>/ runs/<run>/
     <root>/evaluation/                   EvaluationLayout: predictions/<experiment>/ scores/<experiment>/ leaderboard.*
+    <root>/ask/<name>/                   the `ask_answer` asset's pictures of the objects an answer names
 
 Each artifact folder is written whole to a staging name beside it and renamed into place (``ops.core.atomic``), so
 the paths below name either a complete artifact or nothing.
@@ -272,3 +273,7 @@ class StorageLayout:
     @property
     def evaluation(self) -> EvaluationLayout:
         return EvaluationLayout(self.root / "evaluation")
+
+    def ask(self, name: str) -> Path:
+        """Pictures of the last `ask_answer` about capture or scene ``name`` (``ops.model.ask``)."""
+        return self.root / "ask" / name
