@@ -1,6 +1,7 @@
 """Raw scans: the synthetic demo scenes, and the per-scene manifest of any ScanNet-layout scan."""
 
 import time
+from collections.abc import Iterator
 
 import dagster as dg
 from pydantic import Field
@@ -49,22 +50,59 @@ def synthetic_scenes(config: SyntheticScenesConfig, storage: StorageRoot) -> dg.
 
 
 # Bump when what scene_manifest writes changes: the rebuild sensor then rebuilds every scene (pipelines/schedules.py).
+SCENE_MANIFEST_CODE_VERSION = "1"
+
+
 @dg.asset(
-    partitions_def=scene_partitions, deps=[raw_scan], code_version="1", kinds={"python", "scannet"}, group_name="raw"
+    partitions_def=scene_partitions,
+    deps=[raw_scan],
+    code_version=SCENE_MANIFEST_CODE_VERSION,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    kinds={"python", "scannet"},
+    group_name="raw",
 )
-def scene_manifest(context: dg.AssetExecutionContext, storage: StorageRoot) -> dg.MaterializeResult:
-    """The inspect summary of one raw scan (frames, intrinsics, alignment, objects), saved as `manifest.json`."""
-    scene_id = context.partition_key
-    scene = open_scene(storage.raw_scene_dir(scene_id))
-    summary = scene.summary()
+def scene_manifest(context: dg.AssetExecutionContext, storage: StorageRoot) -> Iterator:
+    """The inspect summary of each raw scan in the run (frames, intrinsics, alignment, objects), saved as
+    `manifest.json`.
+
+    One run covers one scene or a range (a backfill makes one run, `BackfillPolicy.single_run`, and the visual prompts
+    of the same scenes can follow in that run). Each scene gets its own materialisation with its own metadata. A bad
+    scene fails only itself: the others are recorded and the run then fails naming every bad scene."""
+    metadata, failures = {}, {}
+    for scene_id in context.partition_keys:
+        try:
+            metadata[scene_id] = _write_manifest(storage, scene_id)
+        except Exception as exc:  # one bad scene fails only itself
+            failures[scene_id] = f"{type(exc).__name__}: {exc}"
+            context.log.error(f"scene {scene_id} failed: {failures[scene_id]}")
+    if failures:
+        for scene_id, values in metadata.items():
+            yield dg.AssetMaterialization(
+                context.asset_key,
+                partition=scene_id,
+                metadata=values,
+                tags={"dagster/code_version": SCENE_MANIFEST_CODE_VERSION},
+            )
+        raise dg.Failure(
+            description=f"{len(failures)} of {len(context.partition_keys)} scenes failed: "
+            + "; ".join(f"{scene}: {reason}" for scene, reason in sorted(failures.items())),
+            metadata={"failed_scenes": dg.MetadataValue.json(failures)},
+        )
+    for scene_id, values in metadata.items():
+        context.add_asset_metadata(values, partition_key=scene_id)
+    yield dg.MaterializeResult()
+
+
+def _write_manifest(storage: StorageRoot, scene_id: str) -> dict[str, object]:
+    """Write one scene's `manifest.json`; its materialisation metadata."""
+    with open_scene(storage.raw_scene_dir(scene_id)) as scene:
+        summary = scene.summary()
     write_json(storage.scene(scene_id).manifest, summary)
-    return dg.MaterializeResult(
-        metadata={
-            "num_frames": summary["num_frames"],
-            "num_valid_frames": summary["num_valid_frames"],
-            "num_objects": summary["num_objects"],
-            "num_vertices": summary["num_vertices"],
-            "source": summary["source"],
-            "summary": dg.MetadataValue.json(summary),
-        },
-    )
+    return {
+        "num_frames": summary["num_frames"],
+        "num_valid_frames": summary["num_valid_frames"],
+        "num_objects": summary["num_objects"],
+        "num_vertices": summary["num_vertices"],
+        "source": summary["source"],
+        "summary": dg.MetadataValue.json(summary),
+    }

@@ -7,7 +7,8 @@ How a rebuild flows (Declarative Automation, evaluated by the daemon):
    observation whenever it registers new scenes.
 2. `rebuild_sensor` evaluates `SCENE_REBUILD` on the per-scene assets: a partition is requested when it is missing,
    its upstream partition updated (an observation counts only if the data version changed), or the asset's
-   `code_version` changed. Requests for many scenes become one backfill (one Ray run per contiguous range).
+   `code_version` changed. Requests for many scenes become one backfill: the per-scene assets share the single-run
+   backfill policy, so one run per contiguous range writes the scenes' manifests and then their visual prompts (Ray).
 3. `DATASET_REBUILD` on the dataset assets waits until no per-scene asset is requested or running, then rebuilds
    the samples once; the shard and eval sets (partitioned by data variant) then follow in the variants already
    built (`VARIANT_REBUILD`). A failed scene does not block it: the dataset

@@ -8,7 +8,7 @@ import shutil
 import dagster as dg
 import pytest
 
-from assets.partitions import scene_partitions
+from assets.partitions import partition_range_tags, scene_partitions
 from assets.raw_scenes import scene_manifest, synthetic_scenes
 from ops.core.errors import SceneInputError
 from ops.scannet.scene import discover_scenes
@@ -100,6 +100,36 @@ def test_scene_manifest_materialises_summary(storage):
     manifest = json.loads(storage.scene(scene_id).manifest.read_text())
     assert manifest["scene_id"] == scene_id
     assert manifest["num_objects"] >= 8
+
+
+def test_scene_manifest_covers_a_range_in_one_run(storage):
+    """A backfill's single run: one materialisation per scene with its own metadata and Dagster's code and data
+    version tags; a scene that cannot be read fails only itself, and the run names it."""
+    instance = dg.DagsterInstance.ephemeral()
+    scenes = sorted(p.name for p in storage.scans_dir.iterdir())
+    instance.add_dynamic_partitions(scene_partitions.name, scenes)
+    job = dg.Definitions(
+        assets=[scene_manifest], resources={"storage": storage}
+    ).resolve_implicit_global_asset_job_def()
+    result = job.execute_in_process(instance=instance, tags=partition_range_tags(scenes[0], scenes[-1]))
+    assert result.success
+    materialisations = {m.partition: m for m in result.asset_materializations_for_node("scene_manifest")}
+    assert sorted(materialisations) == scenes
+    for scene_id, materialisation in materialisations.items():
+        assert materialisation.metadata["summary"].value["scene_id"] == scene_id
+        assert materialisation.tags["dagster/code_version"] == scene_manifest.code_versions_by_key[scene_manifest.key]
+        assert materialisation.tags["dagster/data_version"]
+
+    missing = "scene0999_00"  # registered, but its folder is gone
+    instance.add_dynamic_partitions(scene_partitions.name, [missing])
+    failed = job.execute_in_process(
+        instance=instance, tags=partition_range_tags(scenes[0], missing), raise_on_error=False
+    )
+    assert not failed.success
+    recorded = [m.partition for m in failed.asset_materializations_for_node("scene_manifest")]
+    assert recorded == scenes
+    (failure,) = [e for e in failed.all_events if e.is_step_failure]
+    assert f"1 of 3 scenes failed: {missing}" in str(failure.event_specific_data.error)
 
 
 @pytest.mark.parametrize("hostile", ["../x", "a,b", "", "x" * 65, "a/b", "scene 1"])

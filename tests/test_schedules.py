@@ -28,7 +28,7 @@ TINY_PROMPTS = {
 
 class Rebuild:
     """One Dagster instance and the project's Definitions; ticks the rebuild conditions and executes what they
-    request the way the daemon would (per-scene partitions, a single run for the Ray multi-asset, then the rest)."""
+    request the way the daemon would (one run for the per-scene assets over the requested scenes, then the rest)."""
 
     def __init__(self, instance: dg.DagsterInstance, definitions: dg.Definitions = defs):
         self.instance, self.defs, self.cursor = instance, definitions, None
@@ -51,20 +51,17 @@ class Rebuild:
         job = self.defs.resolve_implicit_global_asset_job_def()
         keys = self.instance.get_dynamic_partitions(scene_partitions.name)
         scene = [k for k in SCENE_KEYS if k in requested]
-        if "scene_manifest" in requested:
-            for partition in requested["scene_manifest"]:
-                self._run(job, ["scene_manifest"], partition_key=partition)
-        stages = [k for k in scene if k != "scene_manifest"]
-        if stages:
-            partitions = sorted({p for k in stages for p in requested[k]}, key=keys.index)
+        if scene:  # one run, as the backfill makes for assets that share the single-run policy
+            partitions = sorted({p for k in scene for p in requested[k]}, key=keys.index)
             assert [keys.index(p) for p in partitions] == list(
                 range(keys.index(partitions[0]), keys.index(partitions[-1]) + 1)
             )
+            stages = [k for k in scene if k != "scene_manifest"]
             self._run(
                 job,
-                stages,
+                scene,
                 tags=partition_range_tags(partitions[0], partitions[-1]),
-                run_config={"ops": {"visual_prompts": {"config": TINY_PROMPTS}}},
+                run_config={"ops": {"visual_prompts": {"config": TINY_PROMPTS}}} if stages else None,
             )
         rest = [k for k in requested if k not in SCENE_KEYS]
         if rest:
