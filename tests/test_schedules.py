@@ -106,6 +106,9 @@ def test_schedule_and_sensors_are_wired():
     for key in SCENE_KEYS:
         assert graph.get(dg.AssetKey(key)).automation_condition.get_label() == "scene_rebuild", key
         assert graph.get(dg.AssetKey(key)).code_version, key
+        # One policy and partitioning for all: a backfill runs a range's manifests and visual prompts in one run.
+        assert graph.get(dg.AssetKey(key)).backfill_policy == dg.BackfillPolicy.single_run(), key
+        assert graph.get(dg.AssetKey(key)).partitions_def == scene_partitions, key
     for key in DATASET_KEYS:
         assert graph.get(dg.AssetKey(key)).automation_condition.get_label() == "dataset_rebuild", key
 
