@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import shutil
 import threading
-import time
 import urllib.error
 import urllib.request
 from dataclasses import replace
@@ -186,19 +185,23 @@ def test_zero_shot_experiment_resumes_retries_and_gets_its_leaderboard_row(
 
 def test_requests_in_flight_never_exceed_the_concurrency(eval_data, tmp_path):
     eval_dir = eval_data.eval_dirs["marked"]
-    lock, state = threading.Lock(), {"now": 0, "max": 0}
+    # With concurrency 3, each request waits until three are in flight: the test shows that three run at once
+    # whatever the machine's load (with fewer, the barrier times out and the run fails).
+    lock, state = threading.Lock(), {"now": 0, "max": 0, "barrier": threading.Barrier(3, timeout=30)}
 
     def complete(messages):
         with lock:
             state["now"] += 1
             state["max"] = max(state["max"], state["now"])
-        time.sleep(0.02)
+        if state["barrier"] is not None:
+            state["barrier"].wait()
         with lock:
             state["now"] -= 1
         return messages[1]["content"][-1]["text"][:40]  # the question: a different answer per row
 
     stats = run_zero_shot(complete, eval_dir, tmp_path / "three.jsonl", root=eval_data.root, limit=12, concurrency=3)
     assert stats.generated == 12 and state["max"] == 3
+    state["barrier"] = None
     run_zero_shot(complete, eval_dir, tmp_path / "one.jsonl", root=eval_data.root, limit=12, concurrency=1)
     assert (tmp_path / "three.jsonl").read_bytes() == (tmp_path / "one.jsonl").read_bytes()  # eval-set order
     assert [r["sample_id"] for r in read_prediction_rows(tmp_path / "one.jsonl")] == [

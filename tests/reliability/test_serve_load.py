@@ -34,9 +34,13 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _rss(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as handle:
-        return next(int(line.split()[1]) * 1024 for line in handle if line.startswith("VmRSS:"))
+def _rss(pid: int) -> int | None:
+    """Resident memory in bytes; None once the process is exiting (a zombie has no VmRSS line)."""
+    try:
+        with open(f"/proc/{pid}/status") as handle:
+            return next((int(line.split()[1]) * 1024 for line in handle if line.startswith("VmRSS:")), None)
+    except FileNotFoundError:
+        return None
 
 
 def _png(size: tuple[int, int]) -> str:
@@ -130,8 +134,8 @@ def test_server_under_mixed_load_keeps_answering_and_stops_on_sigterm(tiny_model
                 index += 1
 
         def watch_memory() -> None:
-            while not stop.is_set() and server.poll() is None:
-                peak_rss.append(_rss(server.pid))
+            while not stop.is_set() and (rss := _rss(server.pid)) is not None:
+                peak_rss.append(rss)
                 time.sleep(0.1)
 
         threads = [threading.Thread(target=client, args=(n,)) for n in range(CLIENTS)]
