@@ -6,6 +6,7 @@ from collections.abc import Iterator
 import dagster as dg
 from pydantic import Field
 
+from assets.partition_runs import partitions_failed
 from assets.partitions import scene_partitions
 from assets.raw_scans import raw_scan
 from ops.core.atomic import write_json
@@ -83,11 +84,7 @@ def scene_manifest(context: dg.AssetExecutionContext, storage: StorageRoot) -> I
                 metadata=values,
                 tags={"dagster/code_version": SCENE_MANIFEST_CODE_VERSION},
             )
-        raise dg.Failure(
-            description=f"{len(failures)} of {len(context.partition_keys)} scenes failed: "
-            + "; ".join(f"{scene}: {reason}" for scene, reason in sorted(failures.items())),
-            metadata={"failed_scenes": dg.MetadataValue.json(failures)},
-        )
+        raise partitions_failed(failures, len(context.partition_keys), "scene")
     for scene_id, values in metadata.items():
         context.add_asset_metadata(values, partition_key=scene_id)
     yield dg.MaterializeResult()

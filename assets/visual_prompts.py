@@ -8,16 +8,21 @@ materialisations and checks, so one bad scene fails only itself: the others are 
 naming every bad scene with its reason.
 """
 
-import base64
 import time
-from collections.abc import Sequence
 
 import dagster as dg
 from dagster_ray import RayResource
 
+from assets.partition_runs import (
+    CHECK_STAGES,
+    finished_results,
+    on_this_node,
+    partition_events,
+    partition_folders,
+    partitions_failed,
+)
 from assets.partitions import scene_partitions
 from assets.raw_scenes import scene_manifest
-from ops.core.errors import SceneInputError
 from ops.prompts.driver import STAGES, PromptSettings, SceneResult, largest_first, prepare_scene
 from resources.config import settings_config
 from resources.storage import StorageRoot
@@ -34,7 +39,6 @@ _UPSTREAM = {
     "bev_image": ["point_cloud", "instance_masks"],
     "marked_frames": ["point_cloud", "instance_masks"],
 }
-_CHECKS = {"bev_not_blank": "bev_image", "frames_distinct": "marked_frames", "markers_complete": "marked_frames"}
 # Bump a stage's code version when what it writes changes (ops/ edits that alter artifacts): the rebuild sensor then
 # recomputes that stage for every scene (pipelines/schedules.py); unchanged stages are left alone.
 # marked_frames 2: frames are shrunk by 2x2 averaging then bilinear (other JPEG bytes; same markers and K).
@@ -50,20 +54,7 @@ class VisualPromptsConfig(settings_config(PromptSettings, exclude=("bev_margin",
 
 def _prepare_scene_task(raw_dir: str, out_dir: str, settings: PromptSettings, stages: tuple[str, ...]) -> SceneResult:
     """The Ray task of one scene: ``prepare_scene``, with the ID of the Ray node it ran on."""
-    import ray
-
-    result = prepare_scene(raw_dir, out_dir, settings, stages)
-    result.node_id = ray.get_runtime_context().get_node_id()
-    return result
-
-
-def _image_md(title: str, jpeg: bytes) -> dg.MetadataValue:
-    return dg.MetadataValue.md(f"![{title}](data:image/jpeg;base64,{base64.b64encode(jpeg).decode('ascii')})")
-
-
-def _failure_reason(exc: BaseException) -> str:
-    cause = getattr(exc, "cause", None) or exc  # RayTaskError wraps the task's own exception
-    return f"{type(cause).__name__}: {cause}"
+    return on_this_node(prepare_scene(raw_dir, out_dir, settings, stages))
 
 
 @dg.multi_asset(
@@ -80,7 +71,7 @@ def _failure_reason(exc: BaseException) -> str:
         )
         for stage in STAGES
     ],
-    check_specs=[dg.AssetCheckSpec(name, asset=stage) for name, stage in _CHECKS.items()],
+    check_specs=[dg.AssetCheckSpec(name, asset=stage) for name, stage in CHECK_STAGES.items()],
     partitions_def=scene_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     can_subset=True,
@@ -95,7 +86,9 @@ def visual_prompts(
     settings = config.settings()
     task = ray.remote(num_cpus=1, max_retries=2)(_prepare_scene_task)
     started = time.perf_counter()
-    folders, failures = _scene_folders(storage, context.partition_keys)
+    folders, failures = partition_folders(
+        context.partition_keys, lambda scene_id: (storage.raw_scene_dir(scene_id), storage.scene(scene_id).dir)
+    )
     for scene_id, reason in failures.items():
         context.log.error(f"scene {scene_id!r} refused: {reason}")
     pending = {}
@@ -103,66 +96,10 @@ def visual_prompts(
         scene_id, out_dir = folders[raw_dir]
         pending[task.remote(raw_dir, out_dir, settings, stages)] = scene_id
     context.log.info(f"submitted {len(pending)} scenes to Ray for {', '.join(stages)}")
-    while pending:
-        done, _ = ray.wait(list(pending), num_returns=1)
-        scene_id = pending.pop(done[0])
-        try:
-            result: SceneResult = ray.get(done[0])
-        except Exception as exc:  # one bad scene fails only itself
-            failures[scene_id] = _failure_reason(exc)
-            context.log.error(f"scene {scene_id} failed: {failures[scene_id]}")
-            continue
-        yield from _scene_events(storage, result, stages)
+    for result in finished_results(context, pending, failures, "scene"):
+        yield from partition_events(result, stages, dg.AssetKey, storage.scene(result.scene_id).stage_dirs)
     context.log.info(
         f"{len(context.partition_keys) - len(failures)} scenes done in {time.perf_counter() - started:.1f} s"
     )
     if failures:
-        raise _scenes_failed(failures, len(context.partition_keys))
-
-
-def _scene_folders(storage: StorageRoot, scene_ids: Sequence[str]) -> tuple[dict[str, tuple[str, str]], dict[str, str]]:
-    """Raw folder → (scene ID, artifact folder) of every valid scene ID, and the refused IDs with their reason."""
-    folders, refused = {}, {}
-    for scene_id in scene_ids:
-        try:  # a hostile partition key (typed into the UI's "Add partition") fails alone, before any path exists
-            folders[str(storage.raw_scene_dir(scene_id))] = (scene_id, str(storage.scene(scene_id).dir))
-        except SceneInputError as exc:
-            refused[scene_id] = _failure_reason(exc)
-    return folders, refused
-
-
-def _scenes_failed(failures: dict[str, str], total: int) -> dg.Failure:
-    return dg.Failure(
-        description=f"{len(failures)} of {total} scenes failed: "
-        + "; ".join(f"{scene}: {reason}" for scene, reason in sorted(failures.items())),
-        metadata={"failed_scenes": dg.MetadataValue.json(failures)},
-    )
-
-
-def _scene_events(storage: StorageRoot, result: SceneResult, stages: tuple[str, ...]):
-    stage_dirs = storage.scene(result.scene_id).stage_dirs
-    for stage in stages:
-        metadata: dict[str, object] = {
-            "path": dg.MetadataValue.path(str(stage_dirs[stage])),
-            "seconds": result.seconds.get(stage, 0.0),
-            "ray_node_id": result.node_id,
-        }
-        for key, value in result.stages.get(stage, {}).items():
-            metadata[key] = dg.MetadataValue.json(value) if isinstance(value, (list, dict)) else value
-        if stage == "bev_image" and "bev" in result.previews:
-            metadata["preview"] = _image_md("BEV", result.previews["bev"])
-        if stage == "marked_frames" and "frames" in result.previews:
-            metadata["contact_sheet"] = _image_md("marked frames", result.previews["frames"])
-        yield dg.AssetMaterialization(stage, partition=result.scene_id, metadata=metadata)
-    for name, outcome in result.checks.items():
-        yield dg.AssetCheckEvaluation(
-            asset_key=dg.AssetKey(_CHECKS[name]),
-            check_name=name,
-            passed=bool(outcome["passed"]),
-            partition=result.scene_id,
-            metadata={
-                key: dg.MetadataValue.json(value) if isinstance(value, (list, dict)) else value
-                for key, value in outcome.items()
-                if key != "passed"
-            },
-        )
+        raise partitions_failed(failures, len(context.partition_keys), "scene")

@@ -5,18 +5,14 @@ from __future__ import annotations
 import base64
 import http.client
 import json
-import os
 import socket
 import struct
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 import zlib
-from pathlib import Path
 
 import pytest
+from serve_process import post, running_server
 
 from ops.metrics.eval_sets import load_eval_set
 from ops.metrics.predictions import read_predictions
@@ -25,68 +21,15 @@ from ops.model.inference import read_eval_rows, read_prediction_rows
 from ops.model.zero_shot import build_messages, run_zero_shot
 from resources.vlm_client import OpenAIChatClient
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 @pytest.fixture(scope="module")
 def server(tiny_model_dir, tmp_path_factory):
-    """`gpt4scene serve --model <tiny> --port P` until the module ends; yields the base URL."""
-    port = _free_port()
+    """`gpt4scene serve --model <tiny> --max-tokens 8` until the module ends; yields the base URL."""
     log = tmp_path_factory.mktemp("serve") / "serve.log"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    command = [
-        sys.executable,
-        "-m",
-        "pipelines.cli",
-        "serve",
-        "--model",
-        str(tiny_model_dir),
-        "--port",
-        str(port),
-        "--name",
-        "tiny",
-        "--max-tokens",
-        "8",
-    ]
-    with open(log, "wb") as out:
-        process = subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/models", timeout=2) as response:
-                    models = json.loads(response.read())
-                break
-            except (urllib.error.URLError, ConnectionError):
-                if process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"gpt4scene serve did not come up:\n{log.read_text()}")
-                time.sleep(0.5)
-        assert models["data"][0]["id"] == "tiny"
+    with running_server(tiny_model_dir, log, "--max-tokens", "8") as base:
+        with urllib.request.urlopen(f"{base}/models", timeout=10) as response:
+            assert json.loads(response.read())["data"][0]["id"] == "tiny"
         yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-
-
-def _post(base: str, body: dict) -> tuple[int, dict]:
-    request = urllib.request.Request(
-        f"{base}/chat/completions",
-        json.dumps(body).encode(),
-        method="POST",
-        headers={"Content-Type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
 
 
 def test_server_listens_on_loopback_only(server):
@@ -104,7 +47,7 @@ def test_chat_completion_with_images_matches_local_generation(server, eval_data,
 
     row = read_eval_rows(eval_data.eval_dirs["marked"])[0]
     messages = build_messages(row, "marked")
-    status, reply = _post(server, {"model": "tiny", "messages": messages, "max_tokens": 8})
+    status, reply = post(server, {"model": "tiny", "messages": messages, "max_tokens": 8})
     assert status == 200, reply
     assert reply["object"] == "chat.completion" and reply["choices"][0]["message"]["role"] == "assistant"
     assert reply["usage"]["prompt_tokens"] > 2 * 16  # two images of the tiny model's 16 visual tokens at most
@@ -131,7 +74,7 @@ def test_chat_completion_with_images_matches_local_generation(server, eval_data,
     ],
 )
 def test_bad_requests_get_a_clear_error(server, body, message):
-    status, reply = _post(server, body)
+    status, reply = post(server, body)
     assert status in (400, 404) and message in reply["error"]["message"]
 
 
@@ -174,7 +117,7 @@ HI = [{"role": "user", "content": "hi"}]
     ],
 )
 def test_malformed_fields_get_400_never_500(server, body, message):
-    status, reply = _post(server, body)
+    status, reply = post(server, body)
     assert status == 400 and message in reply["error"]["message"], (status, reply)
 
 

@@ -11,9 +11,7 @@ axis-alignment file, so the fused cloud (made in the capture's own world) is ali
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, get_args
 
@@ -28,20 +26,17 @@ from ops.core.layout import SceneLayout
 from ops.core.locking import folder_lock
 from ops.core.settings import setting
 from ops.prompts.driver import (
-    PREVIEW_BEV_SIDE,
     STAGES,
     PromptSettings,
     SceneResult,
-    check_bev_not_blank,
-    check_frames_distinct,
-    check_markers_complete,
+    timed_stage,
+    write_bev_stage,
+    write_marked_frames_stage,
 )
-from ops.prompts.frames import downscale, fit_long_side, sample_frame_indices
 from ops.prompts.instances import Instances, instances_from_clusters
 from ops.prompts.pointcloud import pointcloud_from_fusion
 from ops.prompts.proposals import instances_from_proposals
-from ops.prompts.writer import encode_jpeg, write_bev, write_frames, write_instances
-from ops.scannet.frame_sources import Frame
+from ops.prompts.writer import write_instances
 
 CaptureInstanceSource = Literal["clusters", "proposals"]
 
@@ -108,78 +103,27 @@ def prepare_capture(
 def _prepare(raw: Capture, layout: SceneLayout, settings: CaptureSettings, stages: tuple[str, ...]) -> SceneResult:
     result = SceneResult(raw.scene_id)
     prompts = settings.prompt_settings()
-
-    def timed(stage: str, start: float) -> None:
-        result.seconds[stage] = round(time.perf_counter() - start, 3)
-
     if "point_cloud" in stages:
-        start = time.perf_counter()
-        result.stages["point_cloud"] = _write_aligned_pointcloud(raw, layout, settings)
-        timed("point_cloud", start)
+        with timed_stage(result, "point_cloud"):
+            result.stages["point_cloud"] = _write_aligned_pointcloud(raw, layout, settings)
     capture = raw.with_alignment(_load_alignment(layout, raw.scene_id))
     coord, color = _load(layout, raw.scene_id, "point_cloud", layout.coord, layout.color)
 
     if "instance_masks" in stages:
-        start = time.perf_counter()
-        instances = _build_instances(capture, coord, settings)
-        write_instances(layout.dir, instances, settings.instance_source)
-        result.stages["instance_masks"] = {
-            "num_objects": instances.num_objects,
-            "labelled_points": int((instances.instance >= 0).sum()),
-            "source": settings.instance_source,
-        }
-        timed("instance_masks", start)
+        with timed_stage(result, "instance_masks"):
+            instances = _build_instances(capture, coord, settings)
+            write_instances(layout.dir, instances, settings.instance_source)
+            result.stages["instance_masks"] = {
+                "num_objects": instances.num_objects,
+                "labelled_points": int((instances.instance >= 0).sum()),
+                "source": settings.instance_source,
+            }
     instance, boxes = _load(layout, raw.scene_id, "instance_masks", layout.instance, layout.boxes)
 
     if "bev_image" in stages:
-        start = time.perf_counter()
-        meta, marked = write_bev(
-            layout.dir,
-            coord,
-            color,
-            boxes,
-            long_side=settings.bev_long_side,
-            margin=prompts.bev_margin,
-            marker_size=settings.bev_marker_size,
-        )
-        result.stages["bev_image"] = {"size": meta["size"], "num_markers": len(meta["markers"])}
-        result.checks["bev_not_blank"] = check_bev_not_blank(marked)
-        result.previews["bev"] = encode_jpeg(_shrunk(marked, PREVIEW_BEV_SIDE), 90)
-        timed("bev_image", start)
-
+        write_bev_stage(layout.dir, coord, color, boxes, prompts, result)
     if "marked_frames" in stages:
-        start = time.perf_counter()
-        valid = np.flatnonzero(capture.valid_frame_mask())
-        if len(valid) == 0:
-            raise SceneInputError(capture.scene_id, capture.frames_path, "no frame has a valid (finite) pose")
-        frames: list[Frame] = []
-
-        def stream() -> Iterator[Frame]:  # one full-size colour image in memory at a time
-            for index in sample_frame_indices(valid, settings.n_frames):
-                (frame,) = capture.read_frames([index])
-                frames.append(replace(frame, rgb=None))
-                yield frame
-
-        meta = write_frames(
-            layout.dir,
-            stream(),
-            coord,
-            instance,
-            capture.depth_intrinsics,
-            capture.color_intrinsics,
-            capture.depth_shift,
-            image_resolution=settings.image_resolution,
-            marker_size=settings.frame_marker_size,
-            min_visible_points=settings.min_visible_points,
-            depth_tolerance=prompts.depth_tolerance,
-        )
-        result.stages["marked_frames"] = {
-            "num_frames": len(meta["frames"]),
-            "markers_per_frame": [len(entry["markers"]) for entry in meta["frames"]],
-        }
-        result.checks["frames_distinct"] = check_frames_distinct(layout.dir)
-        result.checks["markers_complete"] = check_markers_complete(layout.dir, frames, capture, prompts)
-        timed("marked_frames", start)
+        write_marked_frames_stage(layout.dir, capture, coord, instance, prompts, result)
     return result
 
 
@@ -243,7 +187,3 @@ def _load(layout: SceneLayout, name: str, stage: str, *paths: Path) -> tuple[np.
         return tuple(np.load(path, allow_pickle=False) for path in paths)
     except FileNotFoundError as exc:
         raise SceneInputError(name, exc.filename, f"{stage} has not been materialised yet") from exc
-
-
-def _shrunk(rgb: np.ndarray, long_side: int) -> np.ndarray:
-    return downscale(rgb, fit_long_side(rgb.shape[1], rgb.shape[0], long_side), keep_alignment=False)

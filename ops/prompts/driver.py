@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -38,7 +39,7 @@ from ops.prompts.instances import Instances, instances_from_clusters, instances_
 from ops.prompts.pointcloud import pointcloud_from_fusion, pointcloud_from_mesh
 from ops.prompts.proposals import instances_from_proposals
 from ops.prompts.writer import write_bev, write_frames, write_instances, write_pointcloud
-from ops.scannet.frame_sources import Frame
+from ops.scannet.frame_sources import Frame, PosedFrames
 from ops.scannet.scene import open_scene
 
 STAGES = ("point_cloud", "instance_masks", "bev_image", "marked_frames")
@@ -130,42 +131,55 @@ def _prepare_scene_locked(
     layout = SceneLayout(out)
     result = SceneResult(scene.scene_id)
 
-    def timed(stage: str, start: float) -> None:
-        result.seconds[stage] = round(time.perf_counter() - start, 3)
-
     if "point_cloud" in stages:
-        start = time.perf_counter()
-        coord, color = _build_pointcloud(scene, settings)
-        write_pointcloud(out, coord, color)
-        result.stages["point_cloud"] = {
-            "num_points": len(coord),
-            "source": settings.pointcloud_source,
-            "bounds": [b.tolist() for b in bounds(coord)] if len(coord) else [],
-        }
-        timed("point_cloud", start)
+        with timed_stage(result, "point_cloud"):
+            coord, color = _build_pointcloud(scene, settings)
+            write_pointcloud(out, coord, color)
+            result.stages["point_cloud"] = {
+                "num_points": len(coord),
+                "source": settings.pointcloud_source,
+                "bounds": [b.tolist() for b in bounds(coord)] if len(coord) else [],
+            }
     coord, color = _load_pointcloud(layout, scene.scene_id)
 
     if "instance_masks" in stages:
-        start = time.perf_counter()
-        instances = _build_instances(scene, coord, settings)
-        write_instances(out, instances, settings.instance_source)
-        labels = [row["label"] for row in instances.labels]
-        result.stages["instance_masks"] = {
-            "num_objects": instances.num_objects,
-            "labelled_points": int((instances.instance >= 0).sum()),
-            "source": settings.instance_source,
-            "labels": sorted({str(label) for label in labels}),
-        }
-        timed("instance_masks", start)
+        with timed_stage(result, "instance_masks"):
+            instances = _build_instances(scene, coord, settings)
+            write_instances(out, instances, settings.instance_source)
+            result.stages["instance_masks"] = {
+                "num_objects": instances.num_objects,
+                "labelled_points": int((instances.instance >= 0).sum()),
+                "source": settings.instance_source,
+                "labels": sorted({str(row["label"]) for row in instances.labels}),
+            }
     instances = _load_instances(layout, scene.scene_id)
 
     if "bev_image" in stages:
-        start = time.perf_counter()
+        write_bev_stage(out, coord, color, instances.boxes, settings, result)
+    if "marked_frames" in stages:
+        write_marked_frames_stage(out, scene, coord, instances.instance, settings, result)
+    return result
+
+
+@contextmanager
+def timed_stage(result: SceneResult, stage: str) -> Iterator[None]:
+    """Records the seconds the block took as ``stage``'s time in ``result``."""
+    start = time.perf_counter()
+    yield
+    result.seconds[stage] = round(time.perf_counter() - start, 3)
+
+
+def write_bev_stage(
+    out: Path, coord: np.ndarray, color: np.ndarray, boxes: np.ndarray, settings: PromptSettings, result: SceneResult
+) -> None:
+    """The ``bev_image`` stage over a saved point cloud (axis-aligned, +Z up, metres) and its instance boxes: writes
+    ``bev/`` under ``out`` and records its metadata, check, UI preview and time in ``result``."""
+    with timed_stage(result, "bev_image"):
         meta, marked = write_bev(
             out,
             coord,
             color,
-            instances.boxes,
+            boxes,
             long_side=settings.bev_long_side,
             margin=settings.bev_margin,
             marker_size=settings.bev_marker_size,
@@ -173,19 +187,29 @@ def _prepare_scene_locked(
         result.stages["bev_image"] = {"size": meta["size"], "num_markers": len(meta["markers"])}
         result.checks["bev_not_blank"] = check_bev_not_blank(marked)
         result.previews["bev"] = _preview_jpeg(marked, PREVIEW_BEV_SIDE, PREVIEW_BEV_MAX_BYTES)
-        timed("bev_image", start)
 
-    if "marked_frames" in stages:
-        start = time.perf_counter()
-        valid = np.flatnonzero(scene.valid_frame_mask())
+
+def write_marked_frames_stage(
+    out: Path,
+    source: PosedFrames,
+    coord: np.ndarray,
+    instance: np.ndarray,
+    settings: PromptSettings,
+    result: SceneResult,
+) -> None:
+    """The ``marked_frames`` stage: samples ``settings.n_frames`` of ``source``'s valid frames (a scan, or a capture
+    turned into the saved cloud's frame), writes them with their markers under ``out`` and records the metadata,
+    checks, UI contact sheet and time in ``result``."""
+    with timed_stage(result, "marked_frames"):
+        valid = np.flatnonzero(source.valid_frame_mask())
         if len(valid) == 0:
-            raise SceneInputError(scene.scene_id, scene.frames_path, "no frame has a valid (finite) pose")
+            raise SceneInputError(source.scene_id, source.frames_path, "no frame has a valid (finite) pose")
         indices = sample_frame_indices(valid, settings.n_frames)
         frames: list[Frame] = []  # the frames without their colour, for the marker check
 
         def stream() -> Iterator[Frame]:  # one full-size colour image in memory at a time
             for index in indices:
-                (frame,) = scene.read_frames([index])
+                (frame,) = source.read_frames([index])
                 frames.append(replace(frame, rgb=None))
                 yield frame
 
@@ -199,10 +223,10 @@ def _prepare_scene_locked(
             out,
             stream(),
             coord,
-            instances.instance,
-            scene.depth_intrinsics,
-            scene.color_intrinsics,
-            scene.depth_shift,
+            instance,
+            source.depth_intrinsics,
+            source.color_intrinsics,
+            source.depth_shift,
             image_resolution=settings.image_resolution,
             marker_size=settings.frame_marker_size,
             min_visible_points=settings.min_visible_points,
@@ -215,11 +239,9 @@ def _prepare_scene_locked(
             "markers_per_frame": [len(entry["markers"]) for entry in meta["frames"]],
         }
         result.checks["frames_distinct"] = check_frames_distinct(out)
-        result.checks["markers_complete"] = check_markers_complete(out, frames, scene, settings)
+        result.checks["markers_complete"] = check_markers_complete(out, frames, source, settings)
         sheet = composite_grid(sheet_cells, rows=2, cols=4, gap=_SHEET_GAP)
         result.previews["frames"] = _preview_jpeg(sheet, PREVIEW_SHEET_WIDTH, PREVIEW_SHEET_MAX_BYTES)
-        timed("marked_frames", start)
-    return result
 
 
 def largest_first(raw_scene_dirs: Sequence[str | Path]) -> list[str | Path]:
