@@ -185,7 +185,7 @@ def train(request: TrainRequest, reporter: Reporter) -> dict[str, Any]:
     """Run (or resume) the fine-tuning of ``request``; return the summary rank 0 also writes to
     ``run_dir/final/train_summary.json``."""
     import torch
-    from transformers import Trainer, TrainingArguments
+    from transformers import Trainer, TrainingArguments, set_seed
 
     loaded: LoadedRecipe = load_recipe(request.recipe_path)
     recipe = loaded.recipe
@@ -198,6 +198,7 @@ def train(request: TrainRequest, reporter: Reporter) -> dict[str, Any]:
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     on_gpu = torch.cuda.is_available()
     bf16 = on_gpu and recipe.bf16
+    set_seed(recipe.seed)  # before the LoRA layers are made: their initial weights come from this seed
     vlm = load_vlm(request.model_dir, dtype="bfloat16" if bf16 else "float32")
     vlm.model.set_attn_implementation(_attn_implementation(recipe, on_gpu))
     model = prepare_model(vlm.model, recipe)
