@@ -221,7 +221,7 @@ def _floor_once(raw: Path, out: Path, inputs: _FloorInputs) -> dict[str, Any]:
 
     from ops.core.atomic import staging_dir, write_bytes, write_json
     from ops.core.layout import SceneLayout, marked_frame_name, raw_frame_name
-    from ops.prompts.driver import PREVIEW_JPEG_QUALITY
+    from ops.prompts.driver import PREVIEW_JPEG_QUALITIES
     from ops.prompts.frames import resize_frame, sample_frame_indices
     from ops.prompts.writer import encode_jpeg, save_bev, write_instances, write_pointcloud
     from ops.scannet.annotations import read_aggregation, read_segs
@@ -261,7 +261,7 @@ def _floor_once(raw: Path, out: Path, inputs: _FloorInputs) -> dict[str, Any]:
     write_instances(out, inputs.instances, inputs.instance_source)
     save_bev(out, inputs.bev, inputs.bev_meta)
     for preview in inputs.previews:
-        encode_jpeg(preview, PREVIEW_JPEG_QUALITY)
+        encode_jpeg(preview, PREVIEW_JPEG_QUALITIES[0])  # the best quality: the floor encodes once
     add("encode_write", start)
     return {
         "seconds": sum(seconds.values()),
