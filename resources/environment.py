@@ -40,7 +40,22 @@ PATH_VARIABLES = ("GPT4SCENE_ROOT", "DAGSTER_HOME", "TORCH_EXTENSIONS_DIR")
 # postgresql:// URL as psycopg 3; dagster-postgres brings psycopg2, so apply_defaults names that driver.
 PG_URL_VARIABLE = "GPT4SCENE_PG_URL"
 PG_DRIVER_SCHEME = "postgresql+psycopg2://"
-POSTGRES_STORAGE = {"postgres": {"postgres_url": {"env": PG_URL_VARIABLE}}}
+_PG_CONFIG = {"postgres_url": {"env": PG_URL_VARIABLE}}
+# Runs and schedules on dagster-postgres' storages; the event log on its pooled subclass (resources/dagster_storage.py).
+POSTGRES_STORAGE = {
+    "run_storage": {"module": "dagster_postgres.run_storage", "class": "PostgresRunStorage", "config": _PG_CONFIG},
+    "event_log_storage": {
+        "module": "resources.dagster_storage",
+        "class": "PooledPostgresEventLogStorage",
+        "config": _PG_CONFIG,
+    },
+    "schedule_storage": {
+        "module": "dagster_postgres.schedule_storage",
+        "class": "PostgresScheduleStorage",
+        "config": _PG_CONFIG,
+    },
+}
+_STORAGE_KEYS = ("storage", *POSTGRES_STORAGE)
 
 
 def apply_defaults(root: str | None = None, location: bool = True) -> None:
@@ -63,18 +78,18 @@ def apply_defaults(root: str | None = None, location: bool = True) -> None:
 def postgres_home(home: Path) -> Path:
     """The Dagster home to use with ``GPT4SCENE_PG_URL`` set: ``home`` itself when its ``dagster.yaml`` already
     chooses a storage, else ``home/postgres``, whose ``dagster.yaml`` is ``home``'s (run queue, pools, retries,
-    monitoring) with ``storage`` on PostgreSQL, the URL read from the environment when the instance loads. That file
-    is derived from ``home``'s every time, so the two never drift apart."""
+    monitoring) with runs, event log and schedules on PostgreSQL, the URL read from the environment when the
+    instance loads. That file is derived from ``home``'s every time, so the two never drift apart."""
     import yaml
 
     base = home / "dagster.yaml"
     config = (yaml.safe_load(base.read_text()) if base.is_file() else None) or {}
-    if "storage" in config:
+    if any(key in config for key in _STORAGE_KEYS):
         return home
     target = home / "postgres"
     target.mkdir(exist_ok=True)
     text = f"# Generated from {base} by resources/environment.py: the same instance on ${PG_URL_VARIABLE}.\n"
-    text += yaml.safe_dump({**config, "storage": POSTGRES_STORAGE}, sort_keys=False)
+    text += yaml.safe_dump({**config, **POSTGRES_STORAGE}, sort_keys=False)
     if not (target / "dagster.yaml").is_file() or (target / "dagster.yaml").read_text() != text:
         (target / "dagster.yaml").write_text(text)
     return target

@@ -66,7 +66,7 @@ def pg(postgres, ray_cluster, tmp_path_factory):
 def test_instance_is_on_postgres_only_with_the_url(pg, tmp_path, monkeypatch):
     instance, _, _ = pg
     assert type(instance.run_storage).__name__ == "PostgresRunStorage"
-    assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
+    assert type(instance.event_log_storage).__name__ == "PooledPostgresEventLogStorage"  # one connection kept open
     assert type(instance.schedule_storage).__name__ == "PostgresScheduleStorage"
     assert instance.get_settings("concurrency")["runs"]["max_concurrent_runs"] == 4  # the project's run queue
     monkeypatch.delenv(PG_URL_VARIABLE)
