@@ -76,7 +76,7 @@ def partition_events(
     stage_dirs: Mapping[str, object],
 ) -> Iterator[dg.AssetMaterialization | dg.AssetCheckEvaluation]:
     """The materialisation of each of ``stages`` (its folder, seconds, Ray node, the stage's metadata and its UI
-    preview as an inline JPEG) and the check evaluations of one finished partition."""
+    preview as an inline WebP) and the check evaluations of one finished partition."""
     for stage in stages:
         metadata: dict[str, object] = {
             "path": dg.MetadataValue.path(str(stage_dirs[stage])),
@@ -115,5 +115,5 @@ def _json_safe(values: Mapping[str, object]) -> dict[str, object]:
     }
 
 
-def _image_md(title: str, jpeg: bytes) -> dg.MetadataValue:
-    return dg.MetadataValue.md(f"![{title}](data:image/jpeg;base64,{base64.b64encode(jpeg).decode('ascii')})")
+def _image_md(title: str, webp: bytes) -> dg.MetadataValue:
+    return dg.MetadataValue.md(f"![{title}](data:image/webp;base64,{base64.b64encode(webp).decode('ascii')})")

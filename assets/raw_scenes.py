@@ -94,12 +94,13 @@ def _write_manifest(storage: StorageRoot, scene_id: str) -> dict[str, object]:
     """Write one scene's `manifest.json`; its materialisation metadata."""
     with open_scene(storage.raw_scene_dir(scene_id)) as scene:
         summary = scene.summary()
-    write_json(storage.scene(scene_id).manifest, summary)
-    return {
+    manifest = storage.scene(scene_id).manifest
+    write_json(manifest, summary)
+    return {  # the headline figures; the whole summary (intrinsics, alignment, labels) is the file, not event log
+        "path": dg.MetadataValue.path(str(manifest)),
         "num_frames": summary["num_frames"],
         "num_valid_frames": summary["num_valid_frames"],
         "num_objects": summary["num_objects"],
         "num_vertices": summary["num_vertices"],
         "source": summary["source"],
-        "summary": dg.MetadataValue.json(summary),
     }

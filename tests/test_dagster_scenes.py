@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -116,7 +117,9 @@ def test_scene_manifest_covers_a_range_in_one_run(storage):
     materialisations = {m.partition: m for m in result.asset_materializations_for_node("scene_manifest")}
     assert sorted(materialisations) == scenes
     for scene_id, materialisation in materialisations.items():
-        assert materialisation.metadata["summary"].value["scene_id"] == scene_id
+        manifest = json.loads(Path(materialisation.metadata["path"].value).read_text())
+        assert manifest["scene_id"] == scene_id
+        assert manifest["num_frames"] == materialisation.metadata["num_frames"].value
         assert materialisation.tags["dagster/code_version"] == scene_manifest.code_versions_by_key[scene_manifest.key]
         assert materialisation.tags["dagster/data_version"]
 

@@ -14,6 +14,12 @@ import pytest
 from assets.partitions import partition_range_tags, scene_partitions
 from assets.raw_scenes import synthetic_scenes
 from assets.visual_prompts import visual_prompts
+from ops.prompts.driver import (
+    PREVIEW_BEV_MAX_BYTES,
+    PREVIEW_BEV_SIDE,
+    PREVIEW_SHEET_MAX_BYTES,
+    PREVIEW_SHEET_WIDTH,
+)
 from resources.ray import SceneRay
 from resources.storage import StorageRoot
 
@@ -105,10 +111,14 @@ def test_materialisations_carry_previews(prepared):
     _, _, result, good, _ = prepared
     materialisations = [m.event_specific_data.materialization for m in result.get_asset_materialization_events()]
     bev = next(m for m in materialisations if m.asset_key == dg.AssetKey("bev_image") and m.partition == good[0])
-    assert bev.metadata["preview"].value.startswith("![BEV](data:image/jpeg;base64,")
+    assert bev.metadata["preview"].value.startswith("![BEV](data:image/webp;base64,")
     frames = next(m for m in materialisations if m.asset_key == dg.AssetKey("marked_frames"))
     assert frames.metadata["num_frames"].value == 8
-    for markdown, long_side in ((bev.metadata["preview"].value, 384), (frames.metadata["contact_sheet"].value, 768)):
+    previews = (
+        (bev.metadata["preview"].value, PREVIEW_BEV_SIDE, PREVIEW_BEV_MAX_BYTES),
+        (frames.metadata["contact_sheet"].value, PREVIEW_SHEET_WIDTH, PREVIEW_SHEET_MAX_BYTES),
+    )
+    for markdown, long_side, budget in previews:
         data = base64.b64decode(markdown.split("base64,", 1)[1].rstrip(")"))
         image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-        assert image is not None and 100 < max(image.shape[:2]) <= long_side
+        assert len(data) <= budget and image is not None and max(image.shape[:2]) == long_side

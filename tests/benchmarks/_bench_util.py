@@ -212,16 +212,17 @@ def _floor_once(raw: Path, out: Path, inputs: _FloorInputs) -> dict[str, Any]:
     Timed: open the scene (header and frame index), read and decode the sampled frames (colour and depth) one at
     a time as ``prepare_scene`` does, the mesh and the annotation files the gt instances come from (segments and
     aggregation JSON); encode every output ``prepare_scene`` writes at the size it wrote it (marked and raw JPEG
-    per frame, the BEV PNG, the four ``.npy`` arrays, the three JSON files) and the two UI preview JPEGs, and
+    per frame, the BEV PNG, the four ``.npy`` arrays, the three JSON files) and the two UI preview WebPs, and
     write the files through ``ops.core.atomic`` into the four artifact folders (staged folder, fsync + rename, as the
     artifacts are): the frames with the layout's names, the other three folders by the writer's own functions.
     Not timed: the resizes to the saved sizes; the content comes from ``_floor_inputs``.
     """
+    import cv2
     import numpy as np
 
     from ops.core.atomic import staging_dir, write_bytes, write_json
     from ops.core.layout import SceneLayout, marked_frame_name, raw_frame_name
-    from ops.prompts.driver import PREVIEW_JPEG_QUALITIES
+    from ops.prompts.driver import PREVIEW_WEBP_QUALITIES
     from ops.prompts.frames import resize_frame, sample_frame_indices
     from ops.prompts.writer import encode_jpeg, save_bev, write_instances, write_pointcloud
     from ops.scannet.annotations import read_aggregation, read_segs
@@ -261,7 +262,7 @@ def _floor_once(raw: Path, out: Path, inputs: _FloorInputs) -> dict[str, Any]:
     write_instances(out, inputs.instances, inputs.instance_source)
     save_bev(out, inputs.bev, inputs.bev_meta)
     for preview in inputs.previews:
-        encode_jpeg(preview, PREVIEW_JPEG_QUALITIES[0])  # the best quality: the floor encodes once
+        cv2.imencode(".webp", preview, [cv2.IMWRITE_WEBP_QUALITY, PREVIEW_WEBP_QUALITIES[0]])  # the floor: one encode
     add("encode_write", start)
     return {
         "seconds": sum(seconds.values()),

@@ -88,7 +88,7 @@ def test_materialise_bev_from_the_ui(browser, tmp_path):
     log = server.log.read_text()[-3000:]
     assert outcome["ok"], f"{outcome.get('error')}\n(screenshot: {SCREENSHOTS / 'failure.png'})\n{log}"
     assert outcome["status"] == "SUCCESS"
-    assert outcome["src_prefix"] == "data:image/jpeg;base64," and outcome["natural_width"] > 100
+    assert outcome["src_prefix"] == "data:image/webp;base64," and outcome["natural_width"] > 100
     assert outcome["shown_width"] > 100
     for name in ("asset_graph.png", "launch_dialog.png", "run.png", "bev_preview.png"):
         assert (SCREENSHOTS / name).stat().st_size > 10_000, name
