@@ -304,9 +304,9 @@ def main() -> int:
             wall,
             backfill_bytes,
             f"success={backfill.success}; Ray task time {task_seconds:.1f} s over {ray_cpus} CPUs; overhead "
-            f"{overhead / args.scenes * 1000:.0f} ms/scene = {share:.0f}% of compute (goal {GOALS['overhead']}); "
-            f"against {alone:.3f} s a scene alone: {overhead_alone / args.scenes * 1000:.0f} ms/scene = "
-            f"{share_alone:.0f}%; goal {GOALS['visual_prompts_backfill']}; event log goal {GOALS['event_log']}",
+            f"{overhead / args.scenes * 1000:.1f} ms/scene = {share:.1f}% of compute (goal {GOALS['overhead']}); "
+            f"against {alone:.3f} s a scene alone: {overhead_alone / args.scenes * 1000:.1f} ms/scene = "
+            f"{share_alone:.1f}%; goal {GOALS['visual_prompts_backfill']}; event log goal {GOALS['event_log']}",
         )
 
         started = time.perf_counter()
