@@ -14,6 +14,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+import sqlalchemy
 
 from assets.partitions import partition_range_tags, scene_partitions
 from pipelines.cli.lineage import checkpoint_lineage, scene_lineage
@@ -75,6 +76,22 @@ def test_instance_is_on_postgres_only_with_the_url(pg, tmp_path, monkeypatch):
     with dg.DagsterInstance.get() as sqlite_instance:
         assert type(sqlite_instance.run_storage).__name__ == "SqliteRunStorage"
     assert postgres_home(tmp_path) == tmp_path / "postgres"
+
+
+def test_the_event_log_keeps_its_connection_between_events(pg):
+    """dagster-postgres alone opens a new connection (a new server backend) for every statement."""
+    instance, _, _ = pg
+    engine = instance.event_log_storage._engine
+
+    def backend_pid() -> int:
+        with engine.connect() as connection:
+            return connection.execute(sqlalchemy.text("select pg_backend_pid()")).scalar_one()
+
+    first = backend_pid()
+    for n in range(3):
+        instance.report_runless_asset_event(dg.AssetMaterialization("pool_probe", metadata={"n": n}))
+    assert backend_pid() == first
+    assert instance.fetch_materializations(dg.AssetKey("pool_probe"), limit=5).records
 
 
 def test_per_scene_runs_record_their_materialisations_in_postgres(pg):
