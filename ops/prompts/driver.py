@@ -38,7 +38,7 @@ from ops.prompts.frames import (
 from ops.prompts.instances import Instances, instances_from_clusters, instances_from_gt
 from ops.prompts.pointcloud import pointcloud_from_fusion, pointcloud_from_mesh
 from ops.prompts.proposals import instances_from_proposals
-from ops.prompts.writer import write_bev, write_frames, write_instances, write_pointcloud
+from ops.prompts.writer import encode_webp, write_bev, write_frames, write_instances, write_pointcloud
 from ops.scannet.frame_sources import Frame, PosedFrames
 from ops.scannet.scene import open_scene
 
@@ -389,16 +389,14 @@ def check_markers_complete(
 
 
 def _preview_webp(rgb: np.ndarray, long_side: int, max_bytes: int) -> bytes:
-    """A UI preview: the image shrunk to ``long_side`` px at most, as WebP (lossy; a PNG costs ten times the bytes)
-    of the best quality in ``PREVIEW_WEBP_QUALITIES`` that fits ``max_bytes`` (else the lowest)."""
-    small = cv2.cvtColor(_shrink(rgb, long_side), cv2.COLOR_RGB2BGR)
+    """A UI preview: the image shrunk to ``long_side`` px at most, as WebP (lossy; a PNG of a BEV preview is ~35
+    times the bytes) of the best quality in ``PREVIEW_WEBP_QUALITIES`` that fits ``max_bytes`` (else the lowest)."""
+    small = _shrink(rgb, long_side)
     for quality in PREVIEW_WEBP_QUALITIES:
-        ok, encoded = cv2.imencode(".webp", small, [cv2.IMWRITE_WEBP_QUALITY, quality])
-        if not ok:
-            raise ValueError("WebP encoding failed")
+        encoded = encode_webp(small, quality)
         if len(encoded) <= max_bytes:
             break
-    return encoded.tobytes()
+    return encoded
 
 
 def _shrink(rgb: np.ndarray, long_side: int) -> np.ndarray:

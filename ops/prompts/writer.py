@@ -64,6 +64,16 @@ def encode_jpeg(rgb: np.ndarray, quality: int = JPEG_QUALITY) -> bytes:
     return data.tobytes()
 
 
+def encode_webp(rgb: np.ndarray, quality: int) -> bytes:
+    """Lossy WebP bytes of an RGB uint8 image at ``quality`` (0-100)."""
+    ok, data = cv2.imencode(
+        ".webp", cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR), [cv2.IMWRITE_WEBP_QUALITY, quality]
+    )
+    if not ok:
+        raise ValueError("WebP encoding failed")
+    return data.tobytes()
+
+
 def write_pointcloud(scene_dir: str | Path, coord: np.ndarray, color: np.ndarray) -> Path:
     """``pointcloud/coord.npy`` (float32 [P,3]) and ``pointcloud/color.npy`` (uint8 [P,3])."""
     layout = SceneLayout(Path(scene_dir))

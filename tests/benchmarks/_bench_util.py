@@ -217,14 +217,13 @@ def _floor_once(raw: Path, out: Path, inputs: _FloorInputs) -> dict[str, Any]:
     artifacts are): the frames with the layout's names, the other three folders by the writer's own functions.
     Not timed: the resizes to the saved sizes; the content comes from ``_floor_inputs``.
     """
-    import cv2
     import numpy as np
 
     from ops.core.atomic import staging_dir, write_bytes, write_json
     from ops.core.layout import SceneLayout, marked_frame_name, raw_frame_name
     from ops.prompts.driver import PREVIEW_WEBP_QUALITIES
     from ops.prompts.frames import resize_frame, sample_frame_indices
-    from ops.prompts.writer import encode_jpeg, save_bev, write_instances, write_pointcloud
+    from ops.prompts.writer import encode_jpeg, encode_webp, save_bev, write_instances, write_pointcloud
     from ops.scannet.annotations import read_aggregation, read_segs
     from ops.scannet.scene import open_scene
 
@@ -262,7 +261,7 @@ def _floor_once(raw: Path, out: Path, inputs: _FloorInputs) -> dict[str, Any]:
     write_instances(out, inputs.instances, inputs.instance_source)
     save_bev(out, inputs.bev, inputs.bev_meta)
     for preview in inputs.previews:
-        cv2.imencode(".webp", preview, [cv2.IMWRITE_WEBP_QUALITY, PREVIEW_WEBP_QUALITIES[0]])  # the floor: one encode
+        encode_webp(preview, PREVIEW_WEBP_QUALITIES[0])  # the floor encodes once, at the best quality
     add("encode_write", start)
     return {
         "seconds": sum(seconds.values()),
